@@ -1,0 +1,1 @@
+"""The ``moewir`` command line: one module per sub-command, dispatched by :mod:`.main`."""

@@ -1,0 +1,68 @@
+"""``moewir profile``: parameters, GMACs, latency and peak memory of a registered model."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from ..models import create_model, list_models
+from ..profiling import ProfileResult, profile
+from .options import add_set_option, parse_overrides
+
+HELP = "measure parameters, GMACs, latency and peak memory of a model"
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    try:
+        size = (int(h), int(w or h))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}") from None
+    if min(size) < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return size
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("profile", help=HELP, description=HELP + ". MACs count convolutions, "
+                              "attention matrix products, FFTs and top-k selection (see docs/profiling.md).")
+    p.add_argument("--model", default="moewirnet", metavar="NAME",
+                   help=f"registered model (default: moewirnet); one of: {', '.join(list_models())}")
+    p.add_argument("--size", type=_size, default=(256, 256), metavar="N|HxW",
+                   help="input height and width (default: 256)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--runs", type=int, default=10, help="timed forward passes; the median is reported (default: 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed passes before timing (default: 2)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-macs", action="store_true", help="skip the MAC count (slow on very large inputs)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    add_set_option(p, "model config")
+    p.set_defaults(run=run)
+
+
+def format_result(r: ProfileResult) -> str:
+    lines = [
+        f"| model | input | params (M) | GMACs | latency (ms) | peak memory (MB) | device |",
+        "|---|---|---:|---:|---:|---:|---|",
+        f"| {r.model} | {r.batch}x{r.size[0]}x{r.size[1]} | {r.params / 1e6:.2f} | {r.gmacs:.2f} | "
+        f"{r.latency_ms:.1f} | {r.peak_memory_mb:.0f} | {r.device} ({r.threads} threads) |",
+    ]
+    if r.macs_by_op:
+        lines += ["", "GMACs by operator: " + ", ".join(f"{op} {v:.2f}" for op, v in
+                                                      sorted(r.macs_by_op.items(), key=lambda kv: -kv[1]))]
+    lines.append(f"latency: median of {r.latency_runs} runs")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch < 1 or args.runs < 1 or args.warmup < 0:
+        raise ValueError("--batch and --runs must be at least 1 and --warmup at least 0")
+    model = create_model(args.model, **parse_overrides(args.set))
+    result = profile(model, args.size, batch=args.batch, runs=args.runs, warmup=args.warmup,
+                     device=args.device, count=not args.no_macs)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
+    return 0

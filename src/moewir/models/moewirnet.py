@@ -1,0 +1,166 @@
+"""MOE-WIRNet: the asymmetric mixture-of-experts restoration network.
+
+Chen & Zhang, "All-in-One Weather Image Restoration with Asymmetric Mixture-of-Experts Model
+and Multi-Task Collaboration", Symmetry 2026 (``shared/papers/moe-wirnet.txt``), Sec. 3.1-3.2.
+
+Every block is ``X = X + MoE(LN(X))`` then ``X = X + GDFN(LN(X))``; the MoE module splits its
+input into channel shares, runs one self-attention expert on each (channel, spatial,
+frequency), weights them with a router (soft in the encoder, hard in the decoder) and fuses
+them. Choices where the paper is open are documented in ``docs/architecture.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from .experts import ChannelExpert, FrequencyExpert, SpatialExpert
+from .layers import GatedFeedForward, LayerNorm2d
+from .registry import config_from_dict, register_model
+from .routing import HARD_MODES, ROUTING_MODES, Router
+from .unet import STAGES, EncoderDecoder
+
+__all__ = ["MoEWIRNetConfig", "MoEAttention", "MoEBlock", "MoEWIRNet", "EXPERTS", "CONFIGS"]
+
+EXPERTS = ("channel", "spatial", "frequency")
+
+
+@dataclass(frozen=True)
+class MoEWIRNetConfig:
+    """Every architectural option, including all that the paper ablates."""
+
+    dim: int = 48
+    num_blocks: tuple[int, ...] = (4, 6, 6, 8)
+    num_refinement_blocks: int = 4
+    heads: tuple[int, ...] = (1, 2, 4, 8)
+    ffn_expansion: float = 0.8
+    bias: bool = False
+    in_channels: int = 3
+    out_channels: int = 3
+    #: Apply the paper's per-pixel ``Linear`` before the split conv. Two stacked linear maps
+    #: equal one, so ``False`` drops it (an ablation; saves ``C^2`` MACs per pixel per block).
+    input_linear: bool = True
+    #: Non-empty subset of ``EXPERTS`` (Table 6); the channels are split evenly among them.
+    experts: tuple[str, ...] = EXPERTS
+    #: Router per stage (Table 5): ``soft``, ``hard`` or ``none``.
+    encoder_routing: str = "soft"
+    bottleneck_routing: str = "soft"
+    decoder_routing: str = "hard"
+    refinement_routing: str = "hard"
+    #: How ``hard`` routers mix: ``uniform`` (1/n), ``top1`` (argmax g) or ``topk``.
+    hard_mode: str = "uniform"
+    hard_top_k: int = 2
+    #: Spatial expert: fraction of keys kept per query (Fig. 6), window side, shifted windows.
+    topk_ratio: float = 0.7
+    window_size: int = 8
+    shift_windows: bool = True
+    #: Frequency expert: side of the square FFT patches.
+    freq_patch: int = 8
+
+    def __post_init__(self):
+        problems = []
+        if not self.experts or len(set(self.experts)) != len(self.experts) or set(self.experts) - set(EXPERTS):
+            problems.append(f"experts must be a non-empty subset of {EXPERTS} without repeats, got {self.experts}")
+        for stage in STAGES:
+            if self.routing(stage) not in ROUTING_MODES:
+                problems.append(f"{stage}_routing must be one of {ROUTING_MODES}, got {self.routing(stage)!r}")
+        if self.hard_mode not in HARD_MODES:
+            problems.append(f"hard_mode must be one of {HARD_MODES}, got {self.hard_mode!r}")
+        if not 0 < self.topk_ratio <= 1:
+            problems.append(f"topk_ratio must be in (0, 1], got {self.topk_ratio}")
+        if self.window_size < 1 or self.freq_patch < 1:
+            problems.append("window_size and freq_patch must be positive")
+        n = max(len(self.experts), 1)
+        widths = [self.dim * 2 ** lvl for lvl in range(4)] + [2 * self.dim]
+        for width, head in zip(widths, list(self.heads) + [self.heads[0]]):
+            if width % n or (width // n) % head:
+                problems.append(f"a {width}-channel level does not split into {n} experts x {head} heads")
+        if problems:
+            raise ValueError("invalid MoEWIRNet config: " + "; ".join(problems))
+
+    def routing(self, stage: str) -> str:
+        return getattr(self, f"{stage}_routing")
+
+
+class MoEAttention(nn.Module):
+    """The MoE feature-extraction module.
+
+    ``[X_c, X_s, X_f] = Split(Conv_1x1(Linear(X)))``;
+    ``F_fusion = Conv_1x1(Concat[w_c F_c, w_s F_s, w_f F_f])``;
+    ``X_out = LN(X + F_fusion)``.
+    ``Linear`` is applied per pixel (a 1x1 conv). Experts a hard router did not choose are not
+    computed in eval mode; their slot in the concatenation is zero.
+    """
+
+    def __init__(self, dim: int, heads: int, cfg: MoEWIRNetConfig, stage: str, shift: int):
+        super().__init__()
+        n = len(cfg.experts)
+        self.share = dim // n
+        self.linear = nn.Conv2d(dim, dim, 1, bias=cfg.bias) if cfg.input_linear else nn.Identity()
+        self.split = nn.Conv2d(dim, dim, 1, bias=cfg.bias)
+        build = {
+            "channel": lambda: ChannelExpert(self.share, heads, cfg.bias),
+            "spatial": lambda: SpatialExpert(self.share, heads, cfg.window_size, shift, cfg.topk_ratio, cfg.bias),
+            "frequency": lambda: FrequencyExpert(self.share, cfg.freq_patch, cfg.bias),
+        }
+        self.expert_names = tuple(cfg.experts)
+        self.experts = nn.ModuleList(build[name]() for name in cfg.experts)
+        self.router = Router(n, cfg.routing(stage), cfg.hard_mode, cfg.hard_top_k)
+        self.fusion = nn.Conv2d(self.share * n, dim, 1, bias=cfg.bias)
+        self.norm = LayerNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shares = self.split(self.linear(x)).split(self.share, dim=1)
+        weights = self.router()
+        active = set(self.router.active())
+        mixed = [weights[i] * expert(share) if i in active else torch.zeros_like(share)
+                 for i, (expert, share) in enumerate(zip(self.experts, shares))]
+        return self.norm(x + self.fusion(torch.cat(mixed, dim=1)))
+
+
+class MoEBlock(nn.Module):
+    """``X = X + MoE(LN(X))``; ``X = X + GDFN(LN(X))``."""
+
+    def __init__(self, dim: int, heads: int, cfg: MoEWIRNetConfig, stage: str, shift: int):
+        super().__init__()
+        self.norm1 = LayerNorm2d(dim)
+        self.moe = MoEAttention(dim, heads, cfg, stage, shift)
+        self.norm2 = LayerNorm2d(dim)
+        self.ffn = GatedFeedForward(dim, cfg.ffn_expansion, cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.moe(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class MoEWIRNet(EncoderDecoder):
+    """MOE-WIRNet on the shared 4-level encoder-decoder (see :mod:`moewir.models.unet`)."""
+
+    def __init__(self, config: MoEWIRNetConfig):
+        def make_block(dim: int, heads: int, stage: str, index: int) -> MoEBlock:
+            shift = config.window_size // 2 if config.shift_windows and index % 2 else 0
+            return MoEBlock(dim, heads, config, stage, shift)
+
+        super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
+                         config.heads, config.in_channels, config.out_channels)
+        self.config = config
+
+
+def _build(**config) -> MoEWIRNet:
+    return MoEWIRNet(config_from_dict(MoEWIRNetConfig, config))
+
+
+#: Named sizes: overrides of :class:`MoEWIRNetConfig`'s defaults (the paper size).
+CONFIGS = {
+    "moewirnet": {},
+    "moewirnet-small": dict(dim=36, num_blocks=(2, 3, 3, 4), num_refinement_blocks=2),
+    "moewirnet-tiny": dict(dim=24, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1),
+}
+_DESCRIPTIONS = {
+    "moewirnet": "MOE-WIRNet, paper size (dim 48, blocks 4/6/6/8, refinement 4)",
+    "moewirnet-small": "MOE-WIRNet, half depth, dim 36",
+    "moewirnet-tiny": "MOE-WIRNet for CPU training, dim 24, blocks 1/1/1/2",
+}
+for _name, _overrides in CONFIGS.items():
+    register_model(_name, _build, asdict(MoEWIRNetConfig(**_overrides)), _DESCRIPTIONS[_name])

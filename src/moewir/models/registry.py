@@ -1,0 +1,81 @@
+"""Model registry: every network is registered under a name with its default
+configuration, and built by :func:`create_model` (timm-style).
+
+A registered builder is a callable ``builder(**config) -> nn.Module``; the
+registry stores the named configuration as plain data so that sizes such as
+``moewirnet-tiny`` are data, not copied classes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+import torch.nn as nn
+
+__all__ = ["register_model", "create_model", "list_models", "model_config", "config_from_dict"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., nn.Module]
+    config: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(name: str, builder: Callable[..., nn.Module], config: dict[str, Any],
+                   description: str = "") -> None:
+    """Register ``builder`` under ``name`` with its default ``config``."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = _Entry(builder, dict(config), description)
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+
+
+def model_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """The named configuration of ``name`` with ``overrides`` applied."""
+    return {**_entry(name).config, **overrides}
+
+
+def model_description(name: str) -> str:
+    return _entry(name).description
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build the registered model ``name``; keyword ``overrides`` replace config fields.
+
+    The returned module carries ``model_name`` and ``model_config`` attributes so
+    that checkpoints can record how to rebuild it.
+    """
+    entry = _entry(name)
+    config = model_config(name, **overrides)
+    model = entry.builder(**config)
+    model.model_name = name
+    model.model_config = config
+    return model
+
+
+def config_from_dict(cls: type, config: dict[str, Any]):
+    """Build the dataclass ``cls`` from ``config``, naming unknown keys in one clear error.
+
+    Lists (as they come from YAML or JSON) are turned into tuples so configs stay hashable.
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} option(s) {', '.join(unknown)}; "
+                         f"valid options: {', '.join(sorted(known))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})

@@ -1,0 +1,65 @@
+"""Restormer baseline (Zamir et al., "Restormer: Efficient Transformer for High-Resolution
+Image Restoration", CVPR 2022), for comparisons under the same settings as MOE-WIRNet.
+
+Block: ``X = X + MDTA(LN(X))``; ``X = X + GDFN(LN(X))``. MDTA is the same transposed attention
+as MOE-WIRNet's channel expert, applied to all channels.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from .experts import ChannelExpert
+from .layers import GatedFeedForward, LayerNorm2d
+from .registry import config_from_dict, register_model
+from .unet import EncoderDecoder
+
+__all__ = ["RestormerConfig", "RestormerBlock", "Restormer"]
+
+
+@dataclass(frozen=True)
+class RestormerConfig:
+    dim: int = 48
+    num_blocks: tuple[int, ...] = (4, 6, 6, 8)
+    num_refinement_blocks: int = 4
+    heads: tuple[int, ...] = (1, 2, 4, 8)
+    ffn_expansion: float = 2.66
+    bias: bool = False
+    in_channels: int = 3
+    out_channels: int = 3
+
+
+class RestormerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, ffn_expansion: float, bias: bool):
+        super().__init__()
+        self.norm1 = LayerNorm2d(dim)
+        self.attn = ChannelExpert(dim, heads, bias)
+        self.norm2 = LayerNorm2d(dim)
+        self.ffn = GatedFeedForward(dim, ffn_expansion, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class Restormer(EncoderDecoder):
+    def __init__(self, config: RestormerConfig):
+        def make_block(dim: int, heads: int, stage: str, index: int) -> RestormerBlock:
+            return RestormerBlock(dim, heads, config.ffn_expansion, config.bias)
+
+        super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
+                         config.heads, config.in_channels, config.out_channels)
+        self.config = config
+
+
+def _build(**config) -> Restormer:
+    return Restormer(config_from_dict(RestormerConfig, config))
+
+
+register_model("restormer", _build, asdict(RestormerConfig()),
+               "Restormer baseline (dim 48, blocks 4/6/6/8, refinement 4)")
+register_model("restormer-tiny", _build,
+               asdict(RestormerConfig(dim=24, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1)),
+               "Restormer at moewirnet-tiny's size, for same-budget comparisons")

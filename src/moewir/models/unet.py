@@ -1,0 +1,83 @@
+"""The 4-level encoder-decoder shared by MOE-WIRNet and Restormer.
+
+Both networks have the same skeleton (MOE-WIRNet Sec. 3.1, Restormer Fig. 2):
+
+* overlap patch embedding ``F_0 = H_embed(I)`` (3x3 conv);
+* three encoder levels, each followed by pixel-unshuffle downsampling, and a bottleneck;
+* a symmetric decoder, ``F_dec^l = H_dec^l([H_up(F_dec^{l+1}), F_enc^l])`` (concatenation skips;
+  a 1x1 conv halves the channels at levels 2 and 3, level 1 keeps ``2C``);
+* a refinement stage and the global residual ``I_hat = I + H_refine(F_dec^1)``.
+
+They differ only in their transformer block, which a network passes in as ``make_block``.
+Any input size works: the image is reflect-padded to a multiple of 8 and cropped back.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from .layers import Downsample, Upsample, pad_to_multiple
+
+__all__ = ["EncoderDecoder", "BlockFactory", "STAGES"]
+
+#: Stage names passed to the block factory, in forward order.
+STAGES = ("encoder", "bottleneck", "decoder", "refinement")
+
+#: ``make_block(dim, heads, stage, index)`` -> one transformer block; ``index`` counts blocks
+#: within one level (used e.g. to alternate shifted windows).
+BlockFactory = Callable[[int, int, str, int], nn.Module]
+
+_LEVELS = 4
+_MULTIPLE = 2 ** (_LEVELS - 1)
+
+
+class EncoderDecoder(nn.Module):
+    def __init__(self, make_block: BlockFactory, dim: int, num_blocks: Sequence[int],
+                 num_refinement_blocks: int, heads: Sequence[int], in_channels: int = 3,
+                 out_channels: int = 3):
+        super().__init__()
+        if len(num_blocks) != _LEVELS or len(heads) != _LEVELS:
+            raise ValueError(f"num_blocks and heads need {_LEVELS} entries (one per level), "
+                             f"got {list(num_blocks)} and {list(heads)}")
+        if in_channels != out_channels:
+            raise ValueError("the global residual I + H(F) needs in_channels == out_channels")
+
+        def level(width: int, n: int, head: int, stage: str) -> nn.Sequential:
+            return nn.Sequential(*[make_block(width, head, stage, i) for i in range(n)])
+
+        widths = [dim * 2 ** lvl for lvl in range(_LEVELS)]
+        self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
+        self.encoders = nn.ModuleList(
+            level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(_LEVELS - 1))
+        self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(_LEVELS - 1))
+        self.bottleneck = level(widths[-1], num_blocks[-1], heads[-1], "bottleneck")
+        # Decoder, deepest level first: level 3, 2, 1.
+        dec_levels = list(range(_LEVELS - 2, -1, -1))
+        self.ups = nn.ModuleList(Upsample(widths[lvl + 1]) for lvl in dec_levels)
+        self.reduces = nn.ModuleList(
+            nn.Conv2d(2 * widths[lvl], widths[lvl], 1, bias=False) if lvl > 0 else nn.Identity()
+            for lvl in dec_levels)
+        self.decoders = nn.ModuleList(
+            level(widths[lvl] if lvl > 0 else 2 * dim, num_blocks[lvl], heads[lvl], "decoder")
+            for lvl in dec_levels)
+        self.refinement = level(2 * dim, num_refinement_blocks, heads[0], "refinement")
+        self.output = nn.Conv2d(2 * dim, out_channels, 3, padding=1, bias=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.ndim != 4:
+            raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
+        h, w = image.shape[-2:]
+        x = pad_to_multiple(image, _MULTIPLE, mode="reflect")
+        feat = self.embed(x)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            feat = encoder(feat)
+            skips.append(feat)
+            feat = down(feat)
+        feat = self.bottleneck(feat)
+        for up, reduce, decoder, skip in zip(self.ups, self.reduces, self.decoders, reversed(skips)):
+            feat = decoder(reduce(torch.cat([up(feat), skip], dim=1)))
+        residual = self.output(self.refinement(feat))
+        return (x + residual)[..., :h, :w]
