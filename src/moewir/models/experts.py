@@ -151,7 +151,7 @@ class FrequencyExpert(nn.Module):
     cross-correlation of Q and K inside the patch); ``F_space`` is LayerNorm-normalised over
     channels and ``F_f = DConv_3x3(F_space * V)``. Maps whose size is not a multiple of the patch
     are zero-padded at the bottom/right for the transform and cropped back. The transforms run
-    in float32 (half-precision FFTs need power-of-two sizes on CUDA and lose precision).
+    in at least float32 (half-precision FFTs need power-of-two sizes on CUDA and lose precision).
     """
 
     def __init__(self, dim: int, patch_size: int = 8, bias: bool = False):
@@ -168,7 +168,9 @@ class FrequencyExpert(nn.Module):
         c = qkv.shape[1] // 3
         qk, v = pad_to_multiple(qkv[:, :2 * c], p, mode="constant"), qkv[:, 2 * c:]
         patches = rearrange(qk, "b c (nh p1) (nw p2) -> b c nh nw p1 p2", p1=p, p2=p)
-        q_fft, k_fft = torch.fft.rfft2(patches.float()).chunk(2, dim=1)
+        if patches.dtype not in (torch.float32, torch.float64):
+            patches = patches.float()
+        q_fft, k_fft = torch.fft.rfft2(patches).chunk(2, dim=1)
         corr = torch.fft.irfft2(q_fft * k_fft.conj(), s=(p, p))
         space = rearrange(corr, "b c nh nw p1 p2 -> b c (nh p1) (nw p2)")[..., :h, :w]
         return self.dconv(self.norm(space.to(v.dtype)) * v)

@@ -1,0 +1,132 @@
+"""Whole-network behaviour: shapes, gradients, determinism, configs, registry."""
+import itertools
+
+import pytest
+import torch
+
+import moewir
+from moewir.models.moewirnet import EXPERTS, MoEWIRNet
+from moewir.profiling import count_macs
+
+TINY = dict(dim=12, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(1, 1, 2, 2))
+
+
+def test_registry_lists_every_network():
+    assert set(moewir.list_models()) == {"moewirnet", "moewirnet-small", "moewirnet-tiny",
+                                         "restormer", "restormer-tiny"}
+
+
+@pytest.mark.parametrize("name", ["moewirnet-tiny", "moewirnet-small", "restormer-tiny"])
+def test_registered_models_restore_shape(name):
+    model = moewir.create_model(name).eval()
+    x = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        assert model(x).shape == x.shape
+
+
+def test_create_model_records_name_and_config():
+    model = moewir.create_model("moewirnet-tiny", window_size=4)
+    assert model.model_name == "moewirnet-tiny"
+    assert model.model_config["window_size"] == 4 and model.config.window_size == 4
+
+
+def test_unknown_model_and_option_give_clear_errors():
+    with pytest.raises(ValueError, match="unknown model 'nope'.*moewirnet"):
+        moewir.create_model("nope")
+    with pytest.raises(ValueError, match="unknown MoEWIRNetConfig option.*windowsize"):
+        moewir.create_model("moewirnet-tiny", windowsize=4)
+    with pytest.raises(ValueError, match="experts must be"):
+        moewir.create_model("moewirnet-tiny", experts=["channel", "wavelet"])
+
+
+@pytest.mark.parametrize("size", [(37, 53), (1, 1), (8, 8), (5, 130)])
+def test_any_size_comes_back_the_same_size(size):
+    model = moewir.create_model("moewirnet-tiny", **TINY).eval()
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_batch_items_are_independent():
+    model = moewir.create_model("moewirnet-tiny", **TINY).eval()
+    x = torch.rand(3, 3, 20, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[1:2], model(x[1:2]), atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_reach_every_parameter():
+    model = moewir.create_model("moewirnet-tiny").train()
+    x = torch.rand(2, 3, 32, 32)
+    (model(x) - x.flip(-1)).abs().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_eval_is_deterministic():
+    model = moewir.create_model("moewirnet-tiny").eval()
+    x = torch.rand(1, 3, 33, 47)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0])
+def test_constant_images_give_finite_output(value):
+    model = moewir.create_model("moewirnet-tiny").eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.full((1, 3, 32, 32), value))).all()
+
+
+@pytest.mark.parametrize("experts", [c for n in (1, 2, 3) for c in itertools.combinations(EXPERTS, n)],
+                         ids=lambda e: "+".join(e))
+def test_every_expert_subset_builds_and_runs(experts):
+    model = moewir.create_model("moewirnet-tiny", experts=list(experts), **TINY).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize("enc,dec", [("soft", "hard"), ("hard", "soft"), ("none", "none"), ("soft", "soft")])
+def test_routing_per_stage(enc, dec):
+    model = moewir.create_model("moewirnet-tiny", encoder_routing=enc, bottleneck_routing=enc,
+                                decoder_routing=dec, refinement_routing=dec, **TINY)
+    modes = {m.router.mode for m in model.encoders.modules() if hasattr(m, "router")}
+    modes_dec = {m.router.mode for m in model.decoders.modules() if hasattr(m, "router")}
+    assert modes == {enc} and modes_dec == {dec}
+    model(torch.rand(1, 3, 16, 16)).mean().backward()
+
+
+def test_top1_decoder_computes_one_expert_per_module_at_eval():
+    model = moewir.create_model("moewirnet-tiny", hard_mode="top1", **TINY).eval()
+    calls = []
+    for m in model.decoders.modules():
+        if hasattr(m, "router"):
+            for e in m.experts:
+                e.register_forward_hook(lambda mod, *a: calls.append(mod))
+    n_modules = sum(1 for m in model.decoders.modules() if hasattr(m, "router"))
+    with torch.no_grad():
+        model(torch.rand(1, 3, 16, 16))
+    assert len(calls) == n_modules
+
+
+def test_shifted_windows_alternate_between_blocks():
+    model = moewir.create_model("moewirnet", num_blocks=(2, 1, 1, 1), num_refinement_blocks=1, dim=12,
+                                heads=(1, 1, 1, 1))
+    shifts = [blk.moe.experts[1].shift for blk in model.encoders[0]]
+    assert shifts == [0, model.config.window_size // 2]
+
+
+def test_paper_size_meets_the_parameter_and_mac_budget():
+    model = moewir.create_model("moewirnet").eval()
+    params = sum(p.numel() for p in model.parameters())
+    assert params <= 19e6
+    macs = count_macs(model, torch.rand(1, 3, 256, 256))
+    assert macs["total"] <= 90e9
+    assert macs["_fft_r2c"] > 0 and macs["topk"] > 0 and macs["bmm"] > 0
+
+
+def test_restormer_matches_the_published_size():
+    """Zamir et al. (2022) report 26.13M parameters and 140.99 GMACs (convolutions) at 256x256."""
+    model = moewir.create_model("restormer").eval()
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(26.13, abs=0.01)
+    macs = count_macs(model, torch.rand(1, 3, 256, 256))
+    assert macs["convolution"] / 1e9 == pytest.approx(140.99, abs=0.05)
