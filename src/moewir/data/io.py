@@ -1,0 +1,115 @@
+"""Reading and writing images so that real files survive.
+
+Every image comes back as a float32 ``H x W x 3`` array in ``[0, 1]``: EXIF orientation is
+applied, grayscale / palette / alpha / CMYK images become RGB, 16-bit PNGs keep their
+precision. Anything that cannot be read raises :class:`ImageReadError` naming the file.
+Writes go to a temporary file in the same folder and are renamed into place, so a crash never
+leaves a half-written image.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageReadError", "read_image", "write_image", "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS",
+           "is_image_file"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Decompression-bomb guard: images above this many pixels are refused (about 16k x 12k).
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, corrupt, not an image, or unreasonably large."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Float32 RGB in [0, 1] from any Pillow mode."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        gray = np.asarray(img, dtype=np.uint16).astype(np.float32) / 65535.0
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "I":  # 32-bit integer grayscale; 16-bit PNGs sometimes open this way
+        raw = np.asarray(img, dtype=np.int64)
+        scale = 65535.0 if raw.max(initial=0) > 255 else 255.0
+        gray = np.clip(raw / scale, 0.0, 1.0).astype(np.float32)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P":  # palette, possibly with transparency
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Alpha is dropped: restoration works on the colour; transparent pixels keep their colour.
+        img = img.convert("RGBA").convert("RGB")
+    elif img.mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK (Adobe-inverted JPEGs handled by Pillow), YCbCr, LAB...
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read ``path`` as a float32 ``H x W x 3`` RGB array in ``[0, 1]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file" if not path.exists() else "not a file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w < 1 or h < 1:
+                    raise ImageReadError(path, f"invalid size {w}x{h}")
+                if w * h > max_pixels:
+                    raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above the "
+                                               f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard)")
+                img = ImageOps.exif_transpose(img)
+                img.load()
+                return _to_rgb_array(img)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image (format not recognised)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(path, f"refused as a decompression bomb ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
+    """Write a float ``H x W x 3`` array in ``[0, 1]`` (or uint8) to ``path`` atomically.
+
+    The format follows the extension; JPEGs use ``quality``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    img = Image.fromarray(array)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,240 @@
+"""Image I/O on odd files, layout detection, pairing errors and the task-balanced loader."""
+import io as _io
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from moewir.data import (DatasetLayoutError, ImageReadError, MultiTaskLoader, PairedImages, detect_layout,
+                         discover, read_image, write_image)
+
+
+def _save(path, array, mode=None, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path, **kw) if mode else Image.fromarray(array).save(path, **kw)
+    return path
+
+
+def _rgb(h=6, w=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- image modes
+
+def test_rgb_roundtrip_and_range(tmp_path):
+    a = _rgb()
+    x = read_image(_save(tmp_path / "a.png", a))
+    assert x.dtype == np.float32 and x.shape == (6, 8, 3)
+    np.testing.assert_allclose(x, a / 255.0, atol=1e-7)
+
+
+def test_grayscale_becomes_three_equal_channels(tmp_path):
+    g = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    x = read_image(_save(tmp_path / "g.png", g))
+    assert x.shape == (6, 8, 3)
+    np.testing.assert_allclose(x[..., 1], g / 255.0, atol=1e-7)
+    assert np.array_equal(x[..., 0], x[..., 2])
+
+
+def test_16bit_png_keeps_precision(tmp_path):
+    g = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1365).astype(np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(g).save(path)
+    assert Image.open(path).mode.startswith("I")
+    x = read_image(path)
+    np.testing.assert_allclose(x[..., 0], g / 65535.0, atol=1e-6)
+    assert len(np.unique(x)) > 40  # 8-bit truncation would merge values
+
+
+def test_palette_and_rgba(tmp_path):
+    a = _rgb()
+    pal = Image.fromarray(a).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    pal.save(tmp_path / "p.png")
+    x = read_image(tmp_path / "p.png")
+    np.testing.assert_allclose(x, np.asarray(pal.convert("RGB")) / 255.0, atol=1e-7)
+    rgba = np.dstack([a, np.full(a.shape[:2], 10, np.uint8)])
+    y = read_image(_save(tmp_path / "rgba.png", rgba))
+    np.testing.assert_allclose(y, a / 255.0, atol=1e-7)  # colour kept, alpha dropped
+
+
+def test_cmyk_jpeg(tmp_path):
+    a = _rgb(16, 16)
+    Image.fromarray(a).convert("CMYK").save(tmp_path / "c.jpg", quality=100)
+    x = read_image(tmp_path / "c.jpg")
+    assert x.shape == (16, 16, 3)
+    assert np.abs(x - a / 255.0).mean() < 0.06  # same picture, JPEG loss only
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    a = np.zeros((4, 10, 3), np.uint8)
+    a[:, :5] = 255  # left half white
+    img = Image.fromarray(a)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    img.save(tmp_path / "o.jpg", exif=exif, quality=100)
+    x = read_image(tmp_path / "o.jpg")
+    assert x.shape == (10, 4, 3)
+    assert x[:4].mean() > 0.8 and x[-4:].mean() < 0.2  # white half is now on top
+
+
+@pytest.mark.parametrize("content,problem", [(b"", "empty file"), (b"not an image at all", "not an image"),
+                                             (None, "corrupt or truncated")])
+def test_bad_files_name_the_file(tmp_path, content, problem):
+    path = tmp_path / "bad.png"
+    if content is None:
+        buf = _io.BytesIO()
+        Image.fromarray(_rgb(64, 64)).save(buf, format="PNG")
+        content = buf.getvalue()[:200]
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=problem) as info:
+        read_image(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_file_and_decompression_bomb(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    path = _save(tmp_path / "big.png", np.zeros((100, 100, 3), np.uint8))
+    with pytest.raises(ImageReadError, match="decompression-bomb"):
+        read_image(path, max_pixels=5000)
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
+    write_image(tmp_path / "out" / "x.png", np.full((4, 4, 3), 0.5))
+    assert sorted(os.listdir(tmp_path / "out")) == ["x.png"]
+    np.testing.assert_allclose(read_image(tmp_path / "out" / "x.png"), 128 / 255.0)
+    with pytest.raises(ValueError, match="unknown image extension"):
+        write_image(tmp_path / "out" / "x.unknown", np.zeros((2, 2, 3)))
+    assert sorted(os.listdir(tmp_path / "out")) == ["x.png"]
+
+
+# ----------------------------------------------------------------------------- layouts
+
+def _pairs(folder_in, folder_out, names, size=(8, 8)):
+    for i, n in enumerate(names):
+        _save(folder_in / f"{n}.png", _rgb(*size, seed=i))
+        _save(folder_out / f"{n}.png", _rgb(*size, seed=100 + i))
+
+
+def test_weatherbench_layout(tmp_path):
+    for split in ("train", "test"):
+        for task in ("HAZE", "RAIN", "SNOW"):
+            _pairs(tmp_path / split / task / "input", tmp_path / split / task / "target", ["a", "b"])
+    assert detect_layout(tmp_path) == "weatherbench"
+    tasks = discover(tmp_path, "test")
+    assert sorted(tasks) == ["haze", "rain", "snow"]
+    assert all(p.input.parent.parent.parent.name == "test" for p in tasks["rain"])
+    assert [p.name for p in tasks["haze"]] == ["a", "b"]
+
+
+def test_foundir_layout(tmp_path):
+    for d in ("01Haze", "02Rain", "03Raindrop", "04NightRain", "05Rain_Haze", "06Lowlight_Haze"):
+        _pairs(tmp_path / d / "LQ", tmp_path / d / "GT", ["x"])
+    assert detect_layout(tmp_path) == "foundir"
+    assert sorted(discover(tmp_path)) == ["haze", "lowlight+haze", "nightrain", "rain", "rain+haze", "raindrop"]
+
+
+def test_unirain_layout(tmp_path):
+    for d in ("drs", "drd", "nrs", "nrd"):
+        _pairs(tmp_path / d / "input", tmp_path / d / "target", ["x"])
+    assert detect_layout(tmp_path) == "unirain"
+    assert sorted(discover(tmp_path)) == ["nightrain", "nightraindrop", "rain", "raindrop"]
+
+
+def test_generic_layout_and_list_file(tmp_path):
+    _pairs(tmp_path / "data" / "Fog" / "input", tmp_path / "data" / "Fog" / "target", ["1", "2"])
+    assert detect_layout(tmp_path / "data") == "generic"
+    assert list(discover(tmp_path / "data")) == ["fog"]
+    lst = tmp_path / "pairs.csv"
+    lst.write_text("input,target,task\ndata/Fog/input/1.png,data/Fog/target/1.png,Rain_Haze\n"
+                   "data/Fog/input/2.png,data/Fog/target/2.png\n")
+    tasks = discover(lst)
+    assert sorted(tasks) == ["mixed", "rain+haze"] and tasks["mixed"][0].target.name == "2.png"
+
+
+def test_unmatched_pairs_are_listed_in_one_error(tmp_path):
+    root = tmp_path / "d"
+    _pairs(root / "rain" / "input", root / "rain" / "target", [f"img{i}" for i in range(10)])
+    for i in range(7):
+        (root / "rain" / "target" / f"img{i}.png").unlink()
+    _save(root / "rain" / "target" / "extra.png", _rgb())
+    with pytest.raises(DatasetLayoutError) as info:
+        discover(root)
+    msg = str(info.value)
+    assert "7 input(s) without a target" in msg and "img0, img1, img2, img3, img4, ... (2 more)" in msg
+    assert "1 target(s) without an input" in msg and "extra" in msg
+
+
+def test_unknown_layout_and_missing_list_entries(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="no known dataset layout"):
+        discover(tmp_path / "empty")
+    lst = tmp_path / "l.txt"
+    lst.write_text("a.png,b.png,rain\n")
+    with pytest.raises(DatasetLayoutError, match="2 listed file"):
+        discover(lst)
+
+
+# ----------------------------------------------------------------------------- loaders
+
+def _task_tree(tmp_path, tasks=("haze", "rain", "snow"), n=3, size=(20, 24)):
+    for t in tasks:
+        _pairs(tmp_path / t / "input", tmp_path / t / "target", [f"{t}{i}" for i in range(n)], size)
+    return discover(tmp_path)
+
+
+def test_every_iteration_yields_every_task_with_its_batch_size(tmp_path):
+    tasks = _task_tree(tmp_path)
+    loader = MultiTaskLoader(tasks, patch_size=16, batch_per_task={"haze": 2, "rain": 1, "snow": 3})
+    for _ in range(4):
+        batch = next(loader)
+        assert sorted(batch) == ["haze", "rain", "snow"]
+        assert [batch[t][0].shape[0] for t in ("haze", "rain", "snow")] == [2, 1, 3]
+        assert batch["rain"][0].shape[1:] == (3, 16, 16) and batch["rain"][1].shape == batch["rain"][0].shape
+
+
+def test_input_and_target_get_the_same_crop_and_augmentation(tmp_path):
+    root = tmp_path / "same"
+    for i in range(2):  # target identical to input: any misaligned crop/flip would show
+        img = _rgb(20, 24, seed=i)
+        _save(root / "rain" / "input" / f"{i}.png", img)
+        _save(root / "rain" / "target" / f"{i}.png", img)
+    loader = MultiTaskLoader(discover(root), patch_size=12, batch_per_task=4,
+                             patch_schedule=[(0, 12), (2, 8)])
+    for step in range(4):
+        inp, tgt = next(loader)["rain"]
+        assert torch.equal(inp, tgt)
+        assert inp.shape[-1] == (12 if step < 2 else 8)
+
+
+def test_loader_is_reproducible_by_seed(tmp_path):
+    tasks = _task_tree(tmp_path)
+    first = [next(MultiTaskLoader(tasks, 16, seed=3)) for _ in range(2)]
+    with_workers = next(MultiTaskLoader(tasks, 16, seed=3, workers=2))
+    other_seed = next(MultiTaskLoader(tasks, 16, seed=4))
+    for t in tasks:
+        assert torch.equal(first[0][t][0], first[1][t][0])
+        assert torch.equal(first[0][t][0], with_workers[t][0])
+    assert not all(torch.equal(first[0][t][0], other_seed[t][0]) for t in tasks)
+
+
+def test_bad_pairs_can_be_skipped(tmp_path, caplog):
+    tasks = _task_tree(tmp_path, tasks=("rain",), n=2)
+    tasks["rain"][0].input.write_bytes(b"garbage")
+    with pytest.raises(ImageReadError):
+        for _ in range(5):
+            next(MultiTaskLoader(tasks, 16, batch_per_task=2))
+    loader = MultiTaskLoader(tasks, 16, batch_per_task=2, skip_bad=True)
+    for _ in range(3):
+        assert next(loader)["rain"][0].shape[0] == 2
+    assert "skipping unreadable pair" in caplog.text
+
+
+def test_validation_images_full_or_center_crop(tmp_path):
+    tasks = _task_tree(tmp_path, tasks=("haze",), n=1, size=(20, 30))
+    full = PairedImages(tasks["haze"])[0]
+    assert full["input"].shape == (3, 20, 30) and full["task"] == "haze" and full["name"] == "haze0"
+    crop = PairedImages(tasks["haze"], center_crop=10)[0]
+    assert torch.equal(crop["input"], full["input"][:, 5:15, 10:20])
