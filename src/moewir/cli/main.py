@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import profile
+from . import profile, synth
 
 #: Sub-command modules; each provides ``add_parser(subparsers)`` and sets ``run``.
-COMMANDS = (profile,)
+COMMANDS = (profile, synth)
 
 
 def build_parser() -> argparse.ArgumentParser:

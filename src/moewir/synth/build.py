@@ -1,0 +1,137 @@
+"""``moewir synth``: a paired dataset in the WeatherBench layout from clean photos.
+
+Output: ``OUT/{train,test}/<TASK>/{input,target}/<photo>_<k>.png`` plus ``OUT/manifest.json``
+and ``OUT/manifest.csv`` with every sample's generator parameters. Each sample has its own
+seed derived from ``(seed, photo index, task, k)``, so the output is byte-identical for a seed
+whatever the number of workers. A photo's samples all go to the same split (no leakage).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data.io import is_image_file, read_image, write_image
+from .tasks import TASKS, synthesize, task_seed
+
+__all__ = ["default_photos", "build_dataset", "Job"]
+
+
+def default_photos() -> list[Path]:
+    """The embedded clean photos (public domain / CC0, see ``photos/ATTRIBUTION.txt``)."""
+    folder = resources.files("moewir.synth") / "photos"
+    return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".jpg"))
+
+
+@dataclass(frozen=True)
+class Job:
+    photo: Path
+    photo_index: int
+    task: str
+    sample: int
+    split: str
+    seed: int
+    severity: tuple[float, float]
+    max_side: int | None
+
+
+def _resize(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    img = Image.fromarray((image * 255 + 0.5).astype(np.uint8))
+    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _run(job: Job) -> dict:
+    clean = _resize(read_image(job.photo), job.max_side)
+    rng = np.random.default_rng(task_seed(job.seed, job.photo_index, job.task, job.sample))
+    severity = float(rng.uniform(*job.severity))
+    degraded, target, params = synthesize(clean, job.task, rng, severity)
+    return {"degraded": degraded, "target": target, "params": params}
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return 10 * np.log10(1.0 / mse) if mse > 0 else float("inf")
+
+
+def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = None, per_image: int = 1,
+                  seed: int = 0, split: float = 0.9, workers: int = 0,
+                  severity: tuple[float, float] = (0.2, 1.0), max_side: int | None = None,
+                  progress: bool = True) -> list[dict]:
+    """Write the dataset; returns the manifest records."""
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown synthesis task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+    if not 0.0 < split <= 1.0:
+        raise ValueError(f"--split must be in (0, 1], got {split}")
+    if not 0.0 <= severity[0] <= severity[1] <= 1.0:
+        raise ValueError(f"severity range must satisfy 0 <= low <= high <= 1, got {severity}")
+    photos = sorted(clean) if clean else default_photos()
+    if not photos:
+        raise ValueError("no clean photos given")
+    order = np.random.default_rng(seed).permutation(len(photos))
+    n_test = 0 if split >= 1.0 or len(photos) < 2 else max(1, round(len(photos) * (1 - split)))
+    test = {int(i) for i in order[:n_test]}
+    jobs = [Job(p, i, t, k, "test" if i in test else "train", seed, severity, max_side)
+            for i, p in enumerate(photos) for t in tasks for k in range(per_image)]
+    out = Path(out)
+    records = []
+    # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None
+    try:
+        results = pool.map(_run, jobs, chunksize=4) if pool else map(_run, jobs)
+        for job, res in tqdm(zip(jobs, results), total=len(jobs), desc="synth", unit="img", disable=not progress):
+            folder = out / job.split / job.task.upper()
+            name = f"{job.photo.stem}_{job.sample:02d}.png"
+            write_image(folder / "input" / name, res["degraded"])
+            write_image(folder / "target" / name, res["target"])
+            records.append({"split": job.split, "task": job.task, "input": f"{job.split}/{job.task.upper()}/input/{name}",
+                            "target": f"{job.split}/{job.task.upper()}/target/{name}", "source": str(job.photo),
+                            "psnr": round(_psnr(res["degraded"], res["target"]), 4), "params": res["params"]})
+    finally:
+        if pool:
+            pool.shutdown()
+    _atomic_text(out / "manifest.json", json.dumps(
+        {"seed": seed, "tasks": tasks, "per_image": per_image, "split": split, "severity": list(severity),
+         "samples": records}, indent=1, sort_keys=True))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["split", "task", "input", "target", "source", "psnr", "severity", "params"])
+    for r in records:
+        writer.writerow([r["split"], r["task"], r["input"], r["target"], r["source"], r["psnr"],
+                         r["params"]["severity"], json.dumps(r["params"], sort_keys=True)])
+    _atomic_text(out / "manifest.csv", buf.getvalue())
+    return records
+
+
+def clean_photos(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: --clean must be a folder of photos")
+    photos = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    if not photos:
+        raise ValueError(f"{folder}: no images found")
+    return photos

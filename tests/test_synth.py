@@ -1,0 +1,90 @@
+"""Weather synthesis: determinism, physical monotonicity, ranges, the dataset builder."""
+import json
+
+import numpy as np
+import pytest
+
+from moewir.cli.main import main
+from moewir.data import discover
+from moewir.synth import TASKS, synthesize
+from moewir.synth.weather import haze, veil
+
+
+def _photo(h=64, w=80):
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.5 + 0.4 * np.sin(9 * x), 0.5 + 0.4 * np.cos(7 * y), 0.3 + 0.5 * x * y], -1)
+    return img.astype(np.float32)
+
+
+def _psnr(a, b):
+    return 10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2))
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_same_seed_same_output_and_values_in_range(task):
+    a = synthesize(_photo(), task, 7, 0.6)
+    b = synthesize(_photo(), task, 7, 0.6)
+    c = synthesize(_photo(), task, 8, 0.6)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert not np.array_equal(a[0], c[0])
+    for img in a[:2]:
+        assert img.dtype == np.float32 and img.shape == (64, 80, 3) and img.min() >= 0 and img.max() <= 1
+
+
+@pytest.mark.parametrize("task", ["haze", "rain", "snow", "raindrop", "nightrain", "rain+haze"])
+def test_psnr_falls_as_severity_rises(task):
+    psnr = [_psnr(*synthesize(_photo(96, 96), task, 3, s)[:2]) for s in (0.1, 0.5, 0.95)]
+    assert psnr[0] > psnr[1] > psnr[2]
+
+
+def test_transmission_is_exp_minus_beta_d_and_falls_with_beta():
+    img = _photo()
+    depth = np.linspace(0, 1, 80, dtype=np.float32)[None].repeat(64, 0)
+    means = [veil(img, beta, np.full(3, 0.9, np.float32), depth)[1].mean() for beta in (0.5, 1.0, 2.0)]
+    assert means[0] > means[1] > means[2]
+    out, t = veil(img, 1.0, np.full(3, 0.9, np.float32), depth)
+    np.testing.assert_allclose(t, np.exp(-depth), rtol=1e-6)
+    np.testing.assert_allclose(out, img * t[..., None] + 0.9 * (1 - t[..., None]), rtol=1e-6)
+    _, p = haze(img, np.random.default_rng(0), 0.5, {}, depth=depth)
+    assert p["depth"] == "given" and 0 < p["mean_transmission"] < 1
+
+
+def test_night_tasks_target_the_rainless_night_scene():
+    degraded, target, params = synthesize(_photo(), "nightrain", 1, 0.7)
+    assert target.mean() < 0.5 * _photo().mean()  # the target is dark, not the daylight photo
+    assert "night" in params and "rain" in params
+
+
+def test_unknown_task_and_bad_severity():
+    with pytest.raises(ValueError, match="unknown synthesis task"):
+        synthesize(_photo(), "sandstorm", 0, 0.5)
+    with pytest.raises(ValueError, match="severity"):
+        synthesize(_photo(), "haze", 0, 1.5)
+
+
+def test_synth_cli_writes_a_readable_deterministic_dataset(tmp_path, capsys):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    from moewir.data import write_image
+    for i in range(3):
+        write_image(clean / f"p{i}.png", np.roll(_photo(40, 48), 7 * i, axis=1))
+    args = ["synth", "--clean", str(clean), "--tasks", "haze,rain", "--per-image", "2", "--seed", "5",
+            "--split", "0.6"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--workers", "2"]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    train, test = discover(tmp_path / "a", "train"), discover(tmp_path / "a", "test")
+    assert sorted(train) == ["haze", "rain"] and len(train["rain"]) + len(test["rain"]) == 6
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert len(manifest["samples"]) == 12 and "beta" in json.dumps(manifest["samples"][0]["params"]) + json.dumps(
+        [s["params"] for s in manifest["samples"]])
+    assert "| haze |" in capsys.readouterr().out
+
+
+def test_synth_cli_errors(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "o"), "--tasks", "fog"]) == 2
+    assert "unknown synthesis task" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "o"), "--clean", str(tmp_path / "none")]) == 2
