@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "read_image", "write_image", "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS",
-           "is_image_file"]
+__all__ = ["ImageReadError", "read_image", "write_image", "atomic_file", "to_uint8", "IMAGE_EXTENSIONS",
+           "DEFAULT_MAX_PIXELS", "is_image_file"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Decompression-bomb guard: images above this many pixels are refused (about 16k x 12k).
@@ -91,25 +93,39 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
 
 
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it is renamed onto ``path``, on any
+    error it is removed, so ``path`` is never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float ``[0, 1]`` -> uint8 with rounding (uint8 input is returned as it is)."""
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        return array
+    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
     """Write a float ``H x W x 3`` array in ``[0, 1]`` (or uint8) to ``path`` atomically.
 
     The format follows the extension; JPEGs use ``quality``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    img = Image.fromarray(array)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    img = Image.fromarray(to_uint8(image))
+    with atomic_file(path) as f:
+        img.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))

@@ -3,16 +3,13 @@
 Output: ``OUT/{train,test}/<TASK>/{input,target}/<photo>_<k>.png`` plus ``OUT/manifest.json``
 and ``OUT/manifest.csv`` with every sample's generator parameters. Each sample has its own
 seed derived from ``(seed, photo index, task, k)``, so the output is byte-identical for a seed
-whatever the number of workers. A photo's samples all go to the same split (no leakage).
+whatever the number of workers. Each photo is read once; workers take one photo at a time. A photo's samples all go to the same split (no leakage).
 """
 from __future__ import annotations
 
 import csv
-import io
-import multiprocessing
 import json
-import os
-import tempfile
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.io import is_image_file, read_image, write_image
+from ..data.io import atomic_file, is_image_file, read_image, to_uint8, write_image
 from .tasks import TASKS, synthesize, task_seed
 
 __all__ = ["default_photos", "build_dataset", "Job"]
@@ -35,10 +32,10 @@ def default_photos() -> list[Path]:
 
 @dataclass(frozen=True)
 class Job:
+    """All samples of one photo: it is read and resized once."""
     photo: Path
     photo_index: int
-    task: str
-    sample: int
+    samples: tuple[tuple[str, int], ...]  # (task, k)
     split: str
     seed: int
     severity: tuple[float, float]
@@ -52,24 +49,20 @@ def _resize(image: np.ndarray, max_side: int | None) -> np.ndarray:
     if not max_side or max(h, w) <= max_side:
         return image
     scale = max_side / max(h, w)
-    img = Image.fromarray((image * 255 + 0.5).astype(np.uint8))
+    img = Image.fromarray(to_uint8(image))
     img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def _run(job: Job) -> dict:
+def _run(job: Job) -> list[dict]:
     clean = _resize(read_image(job.photo), job.max_side)
-    rng = np.random.default_rng(task_seed(job.seed, job.photo_index, job.task, job.sample))
-    severity = float(rng.uniform(*job.severity))
-    degraded, target, params = synthesize(clean, job.task, rng, severity)
-    return {"degraded": degraded, "target": target, "params": params}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    results = []
+    for task, k in job.samples:
+        rng = np.random.default_rng(task_seed(job.seed, job.photo_index, task, k))
+        severity = float(rng.uniform(*job.severity))
+        degraded, target, params = synthesize(clean, task, rng, severity)
+        results.append({"task": task, "sample": k, "degraded": degraded, "target": target, "params": params})
+    return results
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,35 +88,39 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
     order = np.random.default_rng(seed).permutation(len(photos))
     n_test = 0 if split >= 1.0 or len(photos) < 2 else max(1, round(len(photos) * (1 - split)))
     test = {int(i) for i in order[:n_test]}
-    jobs = [Job(p, i, t, k, "test" if i in test else "train", seed, severity, max_side)
-            for i, p in enumerate(photos) for t in tasks for k in range(per_image)]
+    samples = tuple((t, k) for t in tasks for k in range(per_image))
+    jobs = [Job(p, i, samples, "test" if i in test else "train", seed, severity, max_side)
+            for i, p in enumerate(photos)]
     out = Path(out)
     records = []
     # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None
     try:
-        results = pool.map(_run, jobs, chunksize=4) if pool else map(_run, jobs)
-        for job, res in tqdm(zip(jobs, results), total=len(jobs), desc="synth", unit="img", disable=not progress):
-            folder = out / job.split / job.task.upper()
-            name = f"{job.photo.stem}_{job.sample:02d}.png"
-            write_image(folder / "input" / name, res["degraded"])
-            write_image(folder / "target" / name, res["target"])
-            records.append({"split": job.split, "task": job.task, "input": f"{job.split}/{job.task.upper()}/input/{name}",
-                            "target": f"{job.split}/{job.task.upper()}/target/{name}", "source": str(job.photo),
-                            "psnr": round(_psnr(res["degraded"], res["target"]), 4), "params": res["params"]})
+        results = pool.map(_run, jobs) if pool else map(_run, jobs)
+        with tqdm(total=len(jobs) * len(samples), desc="synth", unit="img", disable=not progress) as bar:
+            for job, photo_results in zip(jobs, results):
+                for res in photo_results:
+                    rel = f"{job.split}/{res['task'].upper()}"
+                    name = f"{job.photo.stem}_{res['sample']:02d}.png"
+                    write_image(out / rel / "input" / name, res["degraded"])
+                    write_image(out / rel / "target" / name, res["target"])
+                    records.append({"split": job.split, "task": res["task"], "input": f"{rel}/input/{name}",
+                                    "target": f"{rel}/target/{name}", "source": str(job.photo),
+                                    "psnr": round(_psnr(res["degraded"], res["target"]), 4),
+                                    "params": res["params"]})
+                    bar.update()
     finally:
         if pool:
             pool.shutdown()
-    _atomic_text(out / "manifest.json", json.dumps(
-        {"seed": seed, "tasks": tasks, "per_image": per_image, "split": split, "severity": list(severity),
-         "samples": records}, indent=1, sort_keys=True))
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["split", "task", "input", "target", "source", "psnr", "severity", "params"])
-    for r in records:
-        writer.writerow([r["split"], r["task"], r["input"], r["target"], r["source"], r["psnr"],
-                         r["params"]["severity"], json.dumps(r["params"], sort_keys=True)])
-    _atomic_text(out / "manifest.csv", buf.getvalue())
+    with atomic_file(out / "manifest.json", "w") as f:
+        json.dump({"seed": seed, "tasks": tasks, "per_image": per_image, "split": split,
+                   "severity": list(severity), "samples": records}, f, indent=1, sort_keys=True)
+    with atomic_file(out / "manifest.csv", "w") as f:
+        writer = csv.writer(f)
+        writer.writerow(["split", "task", "input", "target", "source", "psnr", "severity", "params"])
+        for r in records:
+            writer.writerow([r["split"], r["task"], r["input"], r["target"], r["source"], r["psnr"],
+                             r["params"]["severity"], json.dumps(r["params"], sort_keys=True)])
     return records
 
 
