@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from moewir.data import (DatasetLayoutError, ImageReadError, MultiTaskLoader, PairedImages, detect_layout,
                          discover, read_image, write_image)
@@ -46,6 +46,62 @@ def test_16bit_png_keeps_precision(tmp_path):
     x = read_image(path)
     np.testing.assert_allclose(x[..., 0], g / 65535.0, atol=1e-6)
     assert len(np.unique(x)) > 40  # 8-bit truncation would merge values
+
+
+def _naive_png16(samples: np.ndarray, exif: bytes | None = None) -> bytes:
+    """A 16-bit PNG written by a scalar, by-the-spec encoder; row r uses filter type r % 5."""
+    import struct
+    import zlib
+
+    h, w, ch = samples.shape
+    bpp = 2 * ch
+    raw = [list(samples[r].astype(">u2").tobytes()) for r in range(h)]
+    out = bytearray()
+    for r in range(h):
+        kind = r % 5
+        out.append(kind)
+        for x in range(w * bpp):
+            a = raw[r][x - bpp] if x >= bpp else 0
+            b = raw[r - 1][x] if r > 0 else 0
+            c = raw[r - 1][x - bpp] if r > 0 and x >= bpp else 0
+            p = a + b - c
+            paeth = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else (b if abs(p - b) <= abs(p - c) else c)
+            pred = [0, a, b, (a + b) // 2, paeth][kind]
+            out.append((raw[r][x] - pred) % 256)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    colour = {3: 2, 4: 6}[ch]
+    blob = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0))
+    if exif is not None:
+        blob += chunk(b"eXIf", exif)
+    return blob + chunk(b"IDAT", zlib.compress(bytes(out))) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_png_keeps_precision(tmp_path, channels):
+    rng = np.random.default_rng(channels)
+    samples = rng.integers(0, 65536, size=(11, 7, channels), dtype=np.uint16)
+    samples[3:6] = samples[2]  # smooth rows exercise Up/Average/Paeth on small residuals
+    path = tmp_path / "c16.png"
+    path.write_bytes(_naive_png16(samples))
+    x = read_image(path)
+    np.testing.assert_array_equal(np.round(x * 65535).astype(np.uint16), samples[..., :3])
+    # Pillow alone keeps only the high byte: the same image at 8 bits.
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), (samples[..., :3] >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_colour_png_exif_orientation_matches_pillow(tmp_path, orientation):
+    samples = np.random.default_rng(0).integers(0, 65536, size=(5, 9, 3), dtype=np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o16.png"
+    path.write_bytes(_naive_png16(samples, exif.tobytes()[6:]))  # eXIf holds the TIFF part
+    x = read_image(path)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    np.testing.assert_array_equal((np.round(x * 65535).astype(np.uint16) >> 8).astype(np.uint8), expected)
 
 
 def test_palette_and_rgba(tmp_path):

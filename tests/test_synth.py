@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from moewir.cli.main import main
-from moewir.data import discover
+from moewir.data import discover, read_image
 from moewir.synth import TASKS, synthesize
+from moewir.synth.build import _fit, default_photos, load_depth
 from moewir.synth.weather import haze, veil
 
 
@@ -31,10 +32,18 @@ def test_same_seed_same_output_and_values_in_range(task):
         assert img.dtype == np.float32 and img.shape == (64, 80, 3) and img.min() >= 0 and img.max() <= 1
 
 
-@pytest.mark.parametrize("task", ["haze", "rain", "snow", "raindrop", "nightrain", "rain+haze"])
-def test_psnr_falls_as_severity_rises(task):
-    psnr = [_psnr(*synthesize(_photo(96, 96), task, 3, s)[:2]) for s in (0.1, 0.5, 0.95)]
-    assert psnr[0] > psnr[1] > psnr[2]
+@pytest.fixture(scope="module")
+def real_photos():
+    """The embedded photos, downscaled to 128 px (the generators' behaviour on real content)."""
+    return [_fit(read_image(p), 128) for p in default_photos()]
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_psnr_falls_as_severity_rises_on_real_photos(task, real_photos):
+    for photo in real_photos:  # mean over seeds: drop and streak layouts are random
+        psnr = np.mean([[_psnr(*synthesize(photo, task, seed, s)[:2]) for s in (0.1, 0.5, 0.95)]
+                        for seed in range(3)], axis=0)
+        assert psnr[0] > psnr[1] > psnr[2], psnr
 
 
 def test_transmission_is_exp_minus_beta_d_and_falls_with_beta():
@@ -88,3 +97,27 @@ def test_synth_cli_errors(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "o"), "--tasks", "fog"]) == 2
     assert "unknown synthesis task" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "o"), "--clean", str(tmp_path / "none")]) == 2
+
+
+def test_synth_cli_uses_user_depth_maps(tmp_path, capsys):
+    from PIL import Image
+
+    from moewir.data import write_image
+    clean, depth = tmp_path / "clean", tmp_path / "depth"
+    depth.mkdir()
+    write_image(clean / "p.png", _photo(40, 48))
+    ramp = np.repeat(np.linspace(0, 65535, 24, dtype=np.uint16)[None], 20, axis=0)  # half size: resized up
+    Image.fromarray(ramp).save(depth / "p.png")  # 16-bit gray, far on the right
+    np.testing.assert_allclose(load_depth(depth / "p.png", (20, 24)), ramp / 65535.0, atol=1e-6)
+    args = ["synth", "--clean", str(clean), "--tasks", "haze", "--split", "1", "--depth", str(depth)]
+    for inverse in (False, True):
+        out = tmp_path / f"o{inverse}"
+        assert main(args + ["--out", str(out)] + (["--depth-inverse"] if inverse else [])) == 0
+        inp, tgt = (read_image(out / "train" / "HAZE" / k / "p_00.png") for k in ("input", "target"))
+        change = np.abs(inp - tgt).mean(axis=(0, 2))
+        near, far = change[:12].mean(), change[-12:].mean()
+        assert (near > far) if inverse else (far > near)
+        assert json.loads((out / "manifest.json").read_text())["samples"][0]["params"]["haze"]["depth"] == "given"
+    (depth / "p.png").rename(depth / "q.png")
+    assert main(args + ["--out", str(tmp_path / "x")]) == 2
+    assert "no depth map for 1 of 1 photos (first: p.png)" in capsys.readouterr().err

@@ -22,6 +22,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", type=float, default=0.9, help="fraction of photos for train; the rest is test (default: 0.9)")
     p.add_argument("--severity", default="0.2,1.0", help="severity range low,high in [0,1] (default: 0.2,1.0)")
     p.add_argument("--max-side", type=int, help="downscale photos whose longer side exceeds this")
+    p.add_argument("--depth", metavar="DIR", help="depth maps named like the clean photos (larger = farther); "
+                   "haze uses them instead of its depth proxy")
+    p.add_argument("--depth-inverse", action="store_true", help="the depth maps are disparity / inverse depth "
+                   "(bright = near), as from MiDaS or Depth Anything")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: 0, in-process)")
     p.set_defaults(run=run)
 
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--per-image must be at least 1")
     photos = clean_photos(args.clean) if args.clean else None
     records = build_dataset(args.out, tasks, photos, args.per_image, args.seed, args.split, args.workers,
-                            (low, high), args.max_side)
+                            (low, high), args.max_side, depth=args.depth, depth_inverse=args.depth_inverse)
     stats = defaultdict(list)
     for r in records:
         stats[(r["task"], r["split"])].append(r["psnr"])

@@ -2,7 +2,7 @@
 
 Every image comes back as a float32 ``H x W x 3`` array in ``[0, 1]``: EXIF orientation is
 applied, grayscale / palette / alpha / CMYK images become RGB, 16-bit PNGs keep their
-precision. Anything that cannot be read raises :class:`ImageReadError` naming the file.
+precision (16-bit colour PNGs through :mod:`moewir.data.png16`, since Pillow truncates them). Anything that cannot be read raises :class:`ImageReadError` naming the file.
 Writes go to a temporary file in the same folder and are renamed into place, so a crash never
 leaves a half-written image.
 """
@@ -17,6 +17,8 @@ from typing import IO, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .png16 import read_png16
 
 __all__ = ["ImageReadError", "read_image", "write_image", "atomic_file", "to_uint8", "IMAGE_EXTENSIONS",
            "DEFAULT_MAX_PIXELS", "is_image_file"]
@@ -63,6 +65,12 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
+#: EXIF orientation tag value -> the numpy operation Pillow's ``exif_transpose`` performs.
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read ``path`` as a float32 ``H x W x 3`` RGB array in ``[0, 1]``."""
     path = Path(path)
@@ -80,6 +88,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                 if w * h > max_pixels:
                     raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above the "
                                                f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard)")
+                if img.format == "PNG" and img.mode in ("RGB", "RGBA"):
+                    deep = read_png16(path.read_bytes())
+                    if deep is not None:
+                        orient = _ORIENT.get(img.getexif().get(0x0112), lambda a: a)
+                        return np.ascontiguousarray(orient(deep))
                 img = ImageOps.exif_transpose(img)
                 img.load()
                 return _to_rgb_array(img)

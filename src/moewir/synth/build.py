@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..data.io import atomic_file, is_image_file, read_image, to_uint8, write_image
 from .tasks import TASKS, synthesize, task_seed
 
-__all__ = ["default_photos", "build_dataset", "Job"]
+__all__ = ["default_photos", "build_dataset", "Job", "load_depth", "depth_maps"]
 
 
 def default_photos() -> list[Path]:
@@ -40,27 +40,67 @@ class Job:
     seed: int
     severity: tuple[float, float]
     max_side: int | None
+    depth: Path | None = None  # this photo's depth map, if the user gave a depth folder
+    depth_inverse: bool = False  # the map is disparity / inverse depth (bright = near)
 
 
-def _resize(image: np.ndarray, max_side: int | None) -> np.ndarray:
+def _resize_to(image: np.ndarray, size: tuple[int, int], lanczos: bool = False) -> np.ndarray:
+    """Resize a float ``H x W x C`` image to ``size = (H, W)`` channel by channel, in float."""
     from PIL import Image
 
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    method = Image.Resampling.LANCZOS if lanczos else Image.Resampling.BILINEAR
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32)).resize((w, h), method))
+                for c in range(image.shape[2])]
+    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)
+
+
+def _fit(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale so the longer side is at most ``max_side``."""
     h, w = image.shape[:2]
     if not max_side or max(h, w) <= max_side:
         return image
     scale = max_side / max(h, w)
-    img = Image.fromarray(to_uint8(image))
-    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-    return np.asarray(img, dtype=np.float32) / 255.0
+    return _resize_to(image, (max(1, round(h * scale)), max(1, round(w * scale))), lanczos=True)
+
+
+def load_depth(path: Path, size: tuple[int, int], inverse: bool = False) -> np.ndarray:
+    """A user depth map as ``H x W`` float in ``[0, 1]`` (1 = farthest), resized to ``size``.
+
+    Any image format the reader knows (16-bit PNGs keep their precision). The map is
+    normalised by its own range; ``inverse`` flips disparity-style maps (bright = near).
+    """
+    depth = _resize_to(read_image(path), size).mean(axis=2)
+    low, high = float(depth.min()), float(depth.max())
+    if high - low < 1e-6:
+        raise ValueError(f"{path}: depth map is constant")
+    depth = (depth - low) / (high - low)
+    return 1.0 - depth if inverse else depth
+
+
+def depth_maps(folder: str | Path, photos: list[Path]) -> dict[Path, Path]:
+    """Match a depth map to every photo by file stem; one error lists photos without one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: --depth must be a folder of depth maps named like the photos")
+    maps = {p.stem: p for p in folder.rglob("*") if p.is_file() and is_image_file(p)}
+    missing = [p.name for p in photos if p.stem not in maps]
+    if missing:
+        raise ValueError(f"{folder}: no depth map for {len(missing)} of {len(photos)} photos "
+                         f"(first: {', '.join(missing[:5])})")
+    return {p: maps[p.stem] for p in photos}
 
 
 def _run(job: Job) -> list[dict]:
-    clean = _resize(read_image(job.photo), job.max_side)
+    clean = _fit(read_image(job.photo), job.max_side)
+    depth = load_depth(job.depth, clean.shape[:2], job.depth_inverse) if job.depth else None
     results = []
     for task, k in job.samples:
         rng = np.random.default_rng(task_seed(job.seed, job.photo_index, task, k))
         severity = float(rng.uniform(*job.severity))
-        degraded, target, params = synthesize(clean, task, rng, severity)
+        degraded, target, params = synthesize(clean, task, rng, severity, depth)
         results.append({"task": task, "sample": k, "degraded": degraded, "target": target, "params": params})
     return results
 
@@ -73,8 +113,13 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = None, per_image: int = 1,
                   seed: int = 0, split: float = 0.9, workers: int = 0,
                   severity: tuple[float, float] = (0.2, 1.0), max_side: int | None = None,
-                  progress: bool = True) -> list[dict]:
-    """Write the dataset; returns the manifest records."""
+                  progress: bool = True, depth: str | Path | None = None,
+                  depth_inverse: bool = False) -> list[dict]:
+    """Write the dataset; returns the manifest records.
+
+    ``depth`` is a folder of depth maps named like the photos (any image format, larger =
+    farther, or nearer when ``depth_inverse``); haze then uses them instead of the depth proxy.
+    """
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown synthesis task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
@@ -89,8 +134,9 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
     n_test = 0 if split >= 1.0 or len(photos) < 2 else max(1, round(len(photos) * (1 - split)))
     test = {int(i) for i in order[:n_test]}
     samples = tuple((t, k) for t in tasks for k in range(per_image))
-    jobs = [Job(p, i, samples, "test" if i in test else "train", seed, severity, max_side)
-            for i, p in enumerate(photos)]
+    depth_of = depth_maps(depth, photos) if depth else {}
+    jobs = [Job(p, i, samples, "test" if i in test else "train", seed, severity, max_side,
+                depth_of.get(p), depth_inverse) for i, p in enumerate(photos)]
     out = Path(out)
     records = []
     # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
