@@ -16,7 +16,8 @@ import statistics
 import torch
 
 import moewir
-from moewir.profiling import profile, resolve_device
+from moewir.devices import resolve_device
+from moewir.profiling import profile
 
 
 def machine(device: torch.device) -> str:

@@ -276,6 +276,17 @@ def test_loader_is_reproducible_by_seed(tmp_path):
     assert not all(torch.equal(first[0][t][0], other_seed[t][0]) for t in tasks)
 
 
+def test_loader_resumes_the_exact_stream(tmp_path):
+    tasks = _task_tree(tmp_path)
+    kw = dict(batch_per_task=3, seed=5, patch_schedule=[(0, 8), (2, 16)])
+    loader = MultiTaskLoader(tasks, 16, **kw)
+    full = [next(loader) for _ in range(1100)]  # crosses a 1024-item chunk of the sampler
+    for start in (1, 3, 400, 1099):
+        resumed = next(MultiTaskLoader(tasks, 16, start_step=start, **kw))
+        for t in tasks:
+            assert torch.equal(resumed[t][0], full[start][t][0]) and torch.equal(resumed[t][1], full[start][t][1])
+
+
 def test_bad_pairs_can_be_skipped(tmp_path, caplog):
     tasks = _task_tree(tmp_path, tasks=("rain",), n=2)
     tasks["rain"][0].input.write_bytes(b"garbage")

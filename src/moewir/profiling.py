@@ -24,7 +24,9 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["ProfileResult", "profile", "count_macs", "peak_memory_bytes", "resolve_device"]
+from .devices import resolve_device
+
+__all__ = ["ProfileResult", "profile", "count_macs", "peak_memory_bytes"]
 
 aten = torch.ops.aten
 
@@ -140,22 +142,6 @@ def peak_memory_bytes(model: nn.Module, inputs: torch.Tensor) -> int:
     with torch.no_grad(), tracker:
         model(inputs)
     return tracker.peak
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU; other names are checked for availability."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' requested but MPS is not available")
-    return device
 
 
 def _synchronize(device: torch.device) -> None:

@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import profile, synth
+from . import profile, synth, train
 
 #: Sub-command modules; each provides ``add_parser(subparsers)`` and sets ``run``.
-COMMANDS = (profile, synth)
+COMMANDS = (profile, synth, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,17 +103,22 @@ class PairedPatches(Dataset):
 
 class SeededIndices(Sampler):
     """An endless stream of ``(index, seed)``: indices drawn with replacement, and a seed for
-    each sample's random crop and augmentation, all from one seeded generator."""
+    each sample's random crop and augmentation, all from one seeded generator.
 
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed = size, seed
+    ``skip`` starts the stream that many items in (resuming training exactly, without
+    loading the skipped images)."""
+
+    def __init__(self, size: int, seed: int, skip: int = 0):
+        self.size, self.seed, self.skip = size, seed, skip
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed)
+        skip = self.skip
         while True:
             indices = torch.randint(0, self.size, (1024,), generator=generator).tolist()
             seeds = torch.randint(0, 2 ** 62, (1024,), generator=generator).tolist()
-            yield from zip(indices, seeds)
+            yield from zip(indices[skip:], seeds[skip:])
+            skip = max(0, skip - 1024)
 
 
 class PairedImages(Dataset):
@@ -146,12 +151,13 @@ class MultiTaskLoader:
     ``batch_per_task`` is an int (same for all) or ``{task: size}``. ``patch_schedule`` is an
     optional progressive schedule ``[(start_iteration, patch_size), ...]``: patches are read
     at ``patch_size`` (the largest) and each step's batch is cropped to the size in force.
+    ``start_step`` resumes the exact stream of an interrupted run at that step.
     """
 
     def __init__(self, tasks: dict[str, Sequence[Pair]], patch_size: int,
                  batch_per_task: int | dict[str, int] = 1, workers: int = 0, seed: int = 0,
                  flip: bool = True, rotate: bool = True, skip_bad: bool = False,
-                 patch_schedule: Sequence[tuple[int, int]] | None = None):
+                 patch_schedule: Sequence[tuple[int, int]] | None = None, start_step: int = 0):
         if not tasks:
             raise ValueError("MultiTaskLoader needs at least one task")
         self.tasks = sorted(tasks)
@@ -162,15 +168,14 @@ class MultiTaskLoader:
         self.schedule = sorted(patch_schedule or [(0, patch_size)])
         if any(s > patch_size for _, s in self.schedule):
             raise ValueError(f"progressive patch sizes must not exceed patch_size={patch_size}")
-        self.step = 0
+        self.step, self.seed = start_step, seed
         self.loaders = {}
         for i, task in enumerate(self.tasks):
             dataset = PairedPatches(tasks[task], patch_size, flip, rotate, skip_bad)
             self.loaders[task] = DataLoader(
                 dataset, batch_size=sizes[task], num_workers=workers, persistent_workers=workers > 0,
-                sampler=SeededIndices(len(dataset), seed * 1000 + i))
+                sampler=SeededIndices(len(dataset), seed * 1000 + i, skip=start_step * sizes[task]))
         self._iters: dict[str, Iterator] = {}
-        self._crop_rng = np.random.default_rng(seed)
 
     def patch_size_at(self, step: int) -> int:
         size = self.schedule[0][1]
@@ -190,8 +195,9 @@ class MultiTaskLoader:
         for task in self.tasks:
             inp, tgt = next(self._iters[task])
             if inp.shape[-1] > size:
-                y = int(self._crop_rng.integers(0, inp.shape[-2] - size + 1))
-                x = int(self._crop_rng.integers(0, inp.shape[-1] - size + 1))
+                rng = np.random.default_rng([self.seed, self.step, self.tasks.index(task)])
+                y = int(rng.integers(0, inp.shape[-2] - size + 1))
+                x = int(rng.integers(0, inp.shape[-1] - size + 1))
                 inp, tgt = inp[..., y:y + size, x:x + size], tgt[..., y:y + size, x:x + size]
             batch[task] = (inp, tgt)
         self.step += 1

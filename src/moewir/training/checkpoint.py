@@ -1,0 +1,112 @@
+"""Checkpoints: safetensors weights (+ EMA) and a training-state file per saved iteration.
+
+``experiments/<name>/checkpoints/`` holds, for iteration ``N``:
+
+* ``net_N.safetensors`` and ``net_ema_N.safetensors``: weights only, with the model's registry
+  name and config in the metadata (``moewir restore`` needs nothing else);
+* ``state_N.pt``: optimiser, scheduler, weighting state, RNG states, iteration. Loaded with
+  ``torch.load(weights_only=True)``, never unpickled.
+
+Every file is written to a temporary file and renamed; the state file is written last, so a
+checkpoint counts only once it is complete and a kill mid-save leaves the previous one intact.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from ..data.io import atomic_file
+
+__all__ = ["save_weights", "load_weights", "read_metadata", "save_checkpoint", "latest_checkpoint",
+           "load_state", "prune_checkpoints"]
+
+_STATE = re.compile(r"state_(\d+)\.pt$")
+
+
+def save_weights(path: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> None:
+    """Weights of ``model`` as safetensors, with ``model_name`` / ``model_config`` metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "moewir", "model_name": str(getattr(model, "model_name", "")),
+                "model_config": json.dumps(getattr(model, "model_config", {}), sort_keys=True)}
+    metadata.update({k: str(v) for k, v in (extra or {}).items()})
+    with atomic_file(path) as f:
+        f.write(save_safetensors_bytes(tensors, metadata=metadata))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a safetensors file (clear error when it is not one)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if size <= 0 or size > 100_000_000:
+                raise ValueError("bad header size")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
+    return dict(header.get("__metadata__") or {})
+
+
+def load_weights(path: str | Path, model: nn.Module) -> None:
+    """Load safetensors weights into ``model`` (strict: every key must match)."""
+    path = Path(path)
+    try:
+        tensors = load_safetensors_bytes(path.read_bytes())
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"{path}: cannot read weights ({exc})") from None
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit the model ({len(missing)} missing, e.g. "
+                         f"{missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+
+
+def save_checkpoint(folder: str | Path, iteration: int, model: nn.Module, ema: nn.Module | None,
+                    state: dict[str, Any]) -> Path:
+    """Write the three files of iteration ``iteration``; returns the state file's path."""
+    folder = Path(folder)
+    save_weights(folder / f"net_{iteration}.safetensors", model, {"iteration": iteration})
+    if ema is not None:
+        save_weights(folder / f"net_ema_{iteration}.safetensors", ema, {"iteration": iteration, "ema": True})
+    buffer = io.BytesIO()
+    torch.save({"iteration": iteration, **state}, buffer)
+    path = folder / f"state_{iteration}.pt"
+    with atomic_file(path) as f:
+        f.write(buffer.getvalue())
+    return path
+
+
+def _saved(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _STATE.match(p.name)))
+
+
+def latest_checkpoint(folder: str | Path) -> int | None:
+    """The newest complete iteration in ``folder`` (``None`` when there is none)."""
+    saved = [i for i in _saved(Path(folder)) if (Path(folder) / f"net_{i}.safetensors").is_file()]
+    return saved[-1] if saved else None
+
+
+def load_state(folder: str | Path, iteration: int) -> dict[str, Any]:
+    path = Path(folder) / f"state_{iteration}.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise ValueError(f"{path}: cannot read the training state ({exc})") from None
+
+
+def prune_checkpoints(folder: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps everything)."""
+    if keep <= 0:
+        return
+    for iteration in _saved(Path(folder))[:-keep]:
+        for name in (f"state_{iteration}.pt", f"net_{iteration}.safetensors", f"net_ema_{iteration}.safetensors"):
+            (Path(folder) / name).unlink(missing_ok=True)

@@ -1,0 +1,104 @@
+"""Experiment files: YAML over documented defaults, dotted ``--set`` overrides, clear errors.
+
+Every key has a default below; a YAML file or an override may only set known keys (an unknown
+key is an error naming it, not a silent no-op). ``model`` takes any option of the chosen
+registered model and ``weighting`` any option of the chosen strategy; those are checked
+when the model / strategy is built.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["DEFAULTS", "load_config", "apply_overrides"]
+
+#: Sections whose contents are options of something chosen by name (checked by its builder).
+OPEN_SECTIONS = ("model", "weighting")
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,                   # experiment name: experiments/<name>/ (default: the file's stem)
+    "experiments_root": "experiments",
+    "seed": 0,
+    "device": "auto",               # auto | cpu | cuda | cuda:N | mps
+    "model": {"name": "moewirnet"},
+    "datasets": {
+        "train": {
+            "root": None,               # any layout moewir.data knows
+            "split": "train",           # split folder for layouts that have one
+            "tasks": None,              # restrict to these tasks (default: all found)
+            "patch_size": 128,
+            "batch_per_task": 1,        # int or {task: size}
+            "patch_schedule": None,     # [[start_iteration, patch_size], ...] (progressive)
+            "flip": True,
+            "rotate": True,
+            "workers": 0,
+            "skip_bad": False,
+        },
+        "val": {
+            "root": None,               # default: the train root
+            "split": "test",
+            "tasks": None,
+            "center_crop": 256,         # null keeps full images
+            "max_per_task": None,       # first N images of each task
+        },
+    },
+    "loss": {"char_weight": 1.0, "edge_weight": 0.05, "freq_weight": 0.01, "scales": 3, "eps": 1e-3,
+             "freq_norm": "backward"},
+    "weighting": {"name": "ori"},
+    "optim": {"type": "adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
+    "schedule": {"iterations": 300000, "warmup": 0, "min_lr": 1e-6},  # linear warm-up, then cosine
+    "train": {"grad_clip": 0.0, "ema": 0.999, "amp": "none"},          # amp: none | bf16 | fp16 (CUDA)
+    "val": {"every": 5000, "crop_border": 0, "y_channel": True, "use_ema": True},
+    "log": {"every": 100, "tensorboard": True, "checkpoint_every": 5000, "keep_checkpoints": 3},
+    "distributed": {"find_unused_parameters": False},
+}
+
+
+def _merge(base: dict, update: dict, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        where = f"{path}{key}"
+        if key not in base and path.rstrip(".") not in OPEN_SECTIONS:
+            raise ValueError(f"unknown config key {where!r}")
+        if isinstance(base.get(key), dict) and path.rstrip(".") not in OPEN_SECTIONS:
+            if not isinstance(value, dict):
+                raise ValueError(f"config key {where!r} must be a mapping, got {value!r}")
+            out[key] = _merge(base[key], value, f"{where}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
+    """``{"optim.lr": 1e-3}`` -> the config with that key replaced (checked like the YAML)."""
+    for dotted, value in overrides.items():
+        nested: Any = value
+        for part in reversed(dotted.split(".")):
+            nested = {part: nested}
+        config = _merge(config, nested)
+    return config
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
+    """Read ``path`` over :data:`DEFAULTS`, then apply ``overrides``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config must be a mapping of sections")
+    try:
+        config = apply_overrides(_merge(DEFAULTS, data), overrides or {})
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if config["name"] is None:
+        config["name"] = path.stem
+    if not config["datasets"]["train"]["root"]:
+        raise ValueError(f"{path}: datasets.train.root is required")
+    return config

@@ -1,0 +1,78 @@
+"""Training logs a person and a plotting script can read: a text log, CSV files and,
+when the ``tensorboard`` package is installed, TensorBoard scalars."""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+__all__ = ["CsvLog", "TensorBoard", "file_logger"]
+
+
+class CsvLog:
+    """Rows keyed by ``iteration``. Opening it at ``start`` drops rows after ``start`` (left by
+    an interrupted run), so a resumed run's log reads like one uninterrupted run."""
+
+    def __init__(self, path: Path, columns: list[str], start: int = 0):
+        self.path, self.columns = path, columns
+        kept: list[list[str]] = []
+        if path.is_file() and start > 0:
+            with open(path, newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader, None)
+                if header == columns:
+                    kept = [row for row in reader if row and int(row[0]) <= start]
+        self.file = open(path, "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(columns)
+        self.writer.writerows(kept)
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow([_fmt(row.get(c, "")) for c in self.columns])
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _fmt(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+class TensorBoard:
+    """Scalars to TensorBoard, or nothing when the package is missing (CSV has everything)."""
+
+    def __init__(self, folder: Path, enabled: bool, log: logging.Logger):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.info("tensorboard is not installed: logging to CSV only (pip install tensorboard)")
+            else:
+                self.writer = SummaryWriter(str(folder))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def file_logger(path: Path) -> logging.Logger:
+    """``moewir.train`` writing timestamped lines to ``path``."""
+    log = logging.getLogger("moewir.train")
+    log.setLevel(logging.INFO)
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    log.propagate = False
+    return log
