@@ -80,7 +80,7 @@ class Trainer:
         distributed.barrier(self.dist)
         self.log = file_logger(self.dir / f"train_rank{self.dist.rank}.log" if self.dist.rank else self.dir / "train.log")
 
-        torch.manual_seed(config["seed"] + self.dist.rank)
+        torch.manual_seed(config["seed"])  # the same initial weights on every rank
         data = config["datasets"]
         train = data["train"]
         self.tasks_pairs = _select_tasks(discover(train["root"], train["split"]), train["tasks"], train["root"])

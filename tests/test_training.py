@@ -1,0 +1,166 @@
+"""The trainer end to end on a tiny synthetic set: learning, exact resume, DDP, config errors."""
+import csv
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+import yaml
+from safetensors.torch import load_file
+
+from moewir.cli.main import main
+from moewir.data import write_image
+from moewir.training.checkpoint import load_weights, read_metadata
+from moewir.training.config import load_config
+from moewir.training.trainer import Trainer, cosine_with_warmup
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two tasks with different, learnable degradations in the generic layout (+ a test split)."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for task, fn in (("haze", lambda c: 0.6 * c + 0.35), ("rain", lambda c: np.clip(c + 0.25 * (c > 0.6), 0, 1))):
+            for i in range(4 if split == "train" else 2):
+                y, x = np.mgrid[0:40, 0:48] / 48
+                clean = np.stack([0.5 + 0.3 * np.sin(5 * x + i), 0.4 + 0.3 * np.cos(4 * y - i), 0.3 + 0.4 * x * y], -1)
+                clean = np.clip(clean + 0.05 * rng.standard_normal(clean.shape), 0, 1)
+                write_image(root / split / task.upper() / "input" / f"{i}.png", fn(clean))
+                write_image(root / split / task.upper() / "target" / f"{i}.png", clean)
+    return root
+
+
+def _config(tmp_path, dataset, name, **overrides):
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "experiments_root": str(tmp_path / "experiments"), "device": "cpu",
+        "model": {"name": "moewirnet-tiny", "dim": 12},
+        "datasets": {"train": {"root": str(dataset), "patch_size": 32, "batch_per_task": 1},
+                     "val": {"center_crop": 32, "max_per_task": 1}},
+        "optim": {"lr": 2e-3}, "schedule": {"iterations": 12, "warmup": 2},
+        "train": {"ema": 0.9, "grad_clip": 1.0},
+        "weighting": {"name": "unirain", "window": 3, "warmup": 4},
+        "val": {"every": 6}, "log": {"every": 3, "checkpoint_every": 6, "tensorboard": False}}))
+    flat = {k: v for k, v in overrides.items()}
+    return load_config(path, flat)
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def test_cosine_schedule_by_hand():
+    f = cosine_with_warmup(iterations=10, warmup=2, base_lr=1.0, min_lr=0.1)
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.1) and f(6) == pytest.approx(0.55)
+
+
+def test_short_run_lowers_the_loss(tmp_path, dataset):
+    config = _config(tmp_path, dataset, "learn", **{"schedule.iterations": 60, "schedule.warmup": 5,
+                                                     "val.every": 60, "log.checkpoint_every": 60})
+    summary = Trainer(config, progress=False).train()
+    rows = _rows(tmp_path / "experiments" / "learn" / "train_log.csv")
+    assert len(rows) == 60
+    first = np.mean([float(r["loss/haze"]) + float(r["loss/rain"]) for r in rows[:10]])
+    last = np.mean([float(r["loss/haze"]) + float(r["loss/rain"]) for r in rows[-10:]])
+    assert last < 0.7 * first, (first, last)
+    assert set(summary["validation"]) == {"haze", "rain"} and summary["validation"]["haze"]["images"] == 1
+    weights = tmp_path / "experiments" / "learn" / "checkpoints" / "net_60.safetensors"
+    meta = read_metadata(weights)
+    assert meta["model_name"] == "moewirnet-tiny" and '"dim": 12' in meta["model_config"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, dataset):
+    Trainer(_config(tmp_path, dataset, "full"), progress=False).train()
+    trainer = Trainer(_config(tmp_path, dataset, "cut"), progress=False)
+    loader = trainer.loader
+
+    def dying():  # killed after iteration 8: the checkpoint at 6 survives, rows 7-8 are stale
+        for _ in range(8):
+            yield next(loader)
+        raise _Interrupt
+
+    trainer.loader = dying()
+    with pytest.raises(_Interrupt):
+        trainer.train()
+    with pytest.raises(ValueError, match="already has checkpoints"):
+        Trainer(_config(tmp_path, dataset, "cut"), progress=False)
+    resumed = Trainer(_config(tmp_path, dataset, "cut"), resume=True, progress=False)
+    assert resumed.start == 6
+    resumed.train()
+    full, cut = (tmp_path / "experiments" / n for n in ("full", "cut"))
+    assert _rows(cut / "train_log.csv") == _rows(full / "train_log.csv")  # losses and weights, every iteration
+    assert any(float(r["weight/haze"]) != 1.0 for r in _rows(full / "train_log.csv"))  # unirain was active
+    assert _rows(cut / "val_log.csv") == _rows(full / "val_log.csv")
+    for name in ("net_12.safetensors", "net_ema_12.safetensors"):
+        a, b = (load_file(d / "checkpoints" / name) for d in (cut, full))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert read_metadata(cut / "checkpoints" / name) == read_metadata(full / "checkpoints" / name)
+
+
+def _ddp_worker(rank, world, port, config, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = Trainer(config, progress=False)
+    history, update = [], trainer.weighting.update
+    trainer.weighting.update = lambda losses: history.append((losses, update(losses))) or history[-1][1]
+    local = []
+    step = trainer.step
+    trainer.step = lambda batch: local.append({t: float(b[0].sum()) for t, b in batch.items()}) or step(batch)
+    trainer.train()
+    torch.save({"params": [p.detach().clone() for p in trainer.model.parameters()],
+                "history": history, "inputs": local}, os.path.join(out, f"rank{rank}.pt"))
+    trainer.close()
+
+
+def test_ddp_two_gloo_processes_stay_identical(tmp_path, dataset):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = _config(tmp_path, dataset, "ddp", **{"schedule.iterations": 6, "val.every": 0, "train.ema": 0.0})
+    mp.spawn(_ddp_worker, args=(2, port, config, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["inputs"] != r1["inputs"]  # each rank sees different samples
+    assert r0["history"] == r1["history"]  # same all-reduced losses, same weights, every iteration
+    for a, b in zip(r0["params"], r1["params"]):
+        assert torch.equal(a, b)
+    fresh = Trainer(_config(tmp_path, dataset, "ddp_check", **{"schedule.iterations": 6}), progress=False).model
+    load_weights(tmp_path / "experiments" / "ddp" / "checkpoints" / "net_6.safetensors", fresh)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), r0["params"]))
+
+
+def test_config_and_cli_errors(tmp_path, dataset, capsys):
+    with pytest.raises(ValueError, match="unknown config key 'optim.learning_rate'"):
+        _config(tmp_path, dataset, "x", **{"optim.learning_rate": 1})
+    bad = tmp_path / "bad.yml"
+    bad.write_text("datasets: {train: {patch_size: 8}}\n")
+    assert main(["train", str(bad)]) == 2
+    assert "datasets.train.root is required" in capsys.readouterr().err
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(yaml.safe_dump({"datasets": {"train": {"root": str(dataset), "tasks": ["snow"]}}}))
+    assert main(["train", str(cfg), "--set", f"experiments_root={tmp_path}"]) == 2
+    assert "no pairs for task(s) snow; found haze, rain" in capsys.readouterr().err
+    assert main(["train", str(cfg), "--set", "weighting.name=gradnorm", "--set", "datasets.train.tasks=null",
+                 "--set", f"experiments_root={tmp_path}"]) == 2
+    assert "unknown weighting 'gradnorm'" in capsys.readouterr().err
+
+
+def test_train_cli_prints_a_summary(tmp_path, dataset, capsys):
+    cfg = tmp_path / "cli.yml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "moewirnet-tiny", "dim": 12},
+                                   "datasets": {"train": {"root": str(dataset), "patch_size": 32},
+                                                "val": {"center_crop": 32, "max_per_task": 1}},
+                                   "schedule": {"iterations": 2}, "val": {"every": 2}, "log": {"tensorboard": False}}))
+    assert main(["train", str(cfg), "--no-progress", "--set", f"experiments_root={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "| haze |" in out and "best mean validation PSNR" in out
+    assert (tmp_path / "cli" / "summary.yml").is_file() and (tmp_path / "cli" / "train.log").is_file()
