@@ -2,6 +2,7 @@
 import csv
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,39 @@ def test_train_cli_prints_a_summary(tmp_path, dataset, capsys):
     out = capsys.readouterr().out
     assert "| haze |" in out and "best mean validation PSNR" in out
     assert (tmp_path / "cli" / "summary.yml").is_file() and (tmp_path / "cli" / "train.log").is_file()
+
+
+def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset, monkeypatch, capsys):
+    from moewir.training import ablation
+
+    cfg = tmp_path / "base.yml"
+    cfg.write_text(yaml.safe_dump({"name": "base", "experiments_root": str(tmp_path), "device": "cpu",
+                                   "model": {"name": "moewirnet-tiny", "dim": 12},
+                                   "datasets": {"train": {"root": str(dataset), "patch_size": 32},
+                                                "val": {"center_crop": 32, "max_per_task": 1}},
+                                   "val": {"every": 0}, "log": {"tensorboard": False}}))
+    args = ["ablate", "weighting", "--config", str(cfg), "--iterations", "2", "--variants", "equal,ori",
+            "--no-progress", "--json", str(tmp_path / "rows.json")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| equal |" in out and "| ori |" in out and "worst PSNR" in out and "Y, crop 0" in out
+    group = tmp_path / "base_ablate_weighting"
+    assert yaml.safe_load((group / "ori" / "config.yml").read_text())["weighting"] == {"name": "ori"}
+    assert {"results.md", "results.csv", "results.json"} <= {p.name for p in group.iterdir()}
+    monkeypatch.setattr(ablation, "Trainer", None)  # finished variants are not trained again
+    assert main(args) == 0
+    assert main(["ablate", "topk", "--config", str(cfg), "--variants", "k=5%"]) == 2
+    assert "no variant(s) k=5%" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.yml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_build(path):
+    from moewir.models import create_model
+    from moewir.training.weighting import create_weighting
+
+    config = load_config(path)
+    model = dict(config["model"])
+    create_model(model.pop("name"), **model)
+    weighting = dict(config["weighting"])
+    create_weighting(weighting.pop("name"), config["datasets"]["train"]["tasks"] or ["haze", "rain"], **weighting)
+    assert config["name"] == path.stem

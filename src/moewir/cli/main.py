@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import profile, synth, train
+from . import ablate, profile, synth, train
 
 #: Sub-command modules; each provides ``add_parser(subparsers)`` and sets ``run``.
-COMMANDS = (profile, synth, train)
+COMMANDS = (profile, synth, train, ablate)
 
 
 def build_parser() -> argparse.ArgumentParser:
