@@ -201,3 +201,18 @@ def test_shipped_configs_load_and_build(path):
     weighting = dict(config["weighting"])
     create_weighting(weighting.pop("name"), config["datasets"]["train"]["tasks"] or ["haze", "rain"], **weighting)
     assert config["name"] == path.stem
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path, dataset):
+    rows = {}
+    for amp in ("none", "bf16"):
+        config = _config(tmp_path, dataset, f"amp_{amp}", **{"train.amp": amp, "schedule.iterations": 3, "val.every": 0})
+        trainer = Trainer(config, progress=False)
+        assert (trainer.amp is torch.bfloat16) == (amp == "bf16")
+        trainer.train()
+        rows[amp] = [float(r["total"]) for r in _rows(tmp_path / "experiments" / f"amp_{amp}" / "train_log.csv")]
+    assert all(np.isfinite(rows["bf16"])) and rows["bf16"] != rows["none"]  # autocast was active
+    np.testing.assert_allclose(rows["bf16"][0], rows["none"][0], rtol=0.05)  # same first step, bf16 rounding
+    config = _config(tmp_path, dataset, "amp_fp16", **{"train.amp": "fp16"})
+    assert Trainer(config, progress=False).amp is None  # fp16 needs CUDA: float32, said in the log
+    assert "not available on cpu" in (tmp_path / "experiments" / "amp_fp16" / "train.log").read_text()

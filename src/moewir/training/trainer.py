@@ -155,8 +155,9 @@ class Trainer:
         dtypes = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
         if amp not in dtypes:
             raise ValueError(f"train.amp must be none, bf16 or fp16, got {amp!r}")
-        if dtypes[amp] is not None and self.device.type != "cuda":
-            self.log.info(f"train.amp={amp} needs CUDA; training in float32 on {self.device}")
+        supported = {"cuda": ("bf16", "fp16"), "cpu": ("bf16",)}.get(self.device.type, ())
+        if dtypes[amp] is not None and amp not in supported:
+            self.log.info(f"train.amp={amp} is not available on {self.device}; training in float32")
             return None
         return dtypes[amp]
 
