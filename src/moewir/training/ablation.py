@@ -46,7 +46,7 @@ STUDIES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "weighting": {name: {"weighting": {"name": name}} for name in
                   ("equal", "rci", "ori", "unirain", "dwa", "uncertainty")},
-    "topk": {f"k={k}%": {"model.topk_ratio": k / 100} for k in (50, 60, 70, 80, 90, 100)},
+    "topk": {f"k={k}%": {"model.topk_ratio": k / 100} for k in (50, 60, 70, 80, 90)},
 }
 
 
