@@ -51,7 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"type": "adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
     "schedule": {"iterations": 300000, "warmup": 0, "min_lr": 1e-6},  # linear warm-up, then cosine
     "train": {"grad_clip": 0.0, "ema": 0.999, "amp": "none"},          # amp: none | bf16 | fp16 (CUDA)
-    "val": {"every": 5000, "crop_border": 0, "y_channel": True, "use_ema": True},
+    "val": {"every": 5000, "crop_border": 0, "y_channel": True, "use_ema": True,
+            "tile": None, "tile_overlap": 32},  # tile: restore large validation images window by window
     "log": {"every": 100, "tensorboard": True, "checkpoint_every": 5000, "keep_checkpoints": 3},
     "distributed": {"find_unused_parameters": False},
 }

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..data import MultiTaskLoader, PairedImages, discover
 from ..devices import resolve_device
+from ..inference.tiling import tiled_forward
 from ..metrics import psnr, ssim
 from ..models import create_model
 from . import distributed
@@ -237,7 +238,7 @@ class Trainer:
             scores = []
             for item in PairedImages(pairs, self.config["datasets"]["val"]["center_crop"]):
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    out = net(item["input"][None].to(self.device))
+                    out = tiled_forward(net, item["input"][None].to(self.device), val["tile"], val["tile_overlap"])
                 out, tgt = out.float().clamp(0, 1).cpu(), item["target"][None]
                 kw = dict(crop_border=val["crop_border"], y_channel=val["y_channel"])
                 scores.append((psnr(out, tgt, **kw).item(), ssim(out, tgt, **kw).item()))
@@ -289,7 +290,7 @@ class Trainer:
                     self.train_csv.write(row)
                     bar.update()
                     bar.set_postfix(loss=f"{last['total']:.4f}", lr=f"{last['lr']:.2e}")
-                    if iteration % every == 0 or iteration == self.iterations:
+                    if (every and iteration % every == 0) or iteration == self.iterations:
                         self.train_csv.flush()
                         self.board.scalars({k: v for k, v in row.items() if k not in ("iteration", "seconds")}, iteration)
                         self.log.info(f"iter {iteration}/{self.iterations} lr {last['lr']:.3e} total {last['total']:.4f} | "
@@ -297,7 +298,7 @@ class Trainer:
                                                  for t in self.tasks))
                     if val_every and (iteration % val_every == 0 or iteration == self.iterations):
                         validation = self._report_validation(iteration)
-                if iteration % ckpt_every == 0 or iteration == self.iterations:
+                if (ckpt_every and iteration % ckpt_every == 0) or iteration == self.iterations:
                     self.save(iteration)
         finally:
             bar.close()
