@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from moewir.data import PairedImages, discover
+from moewir.metrics import psnr, ssim
 from moewir.synth.build import build_dataset
 from moewir.training.ablation import STUDIES, results_table, run_study
 from moewir.training.config import load_config
@@ -47,6 +49,7 @@ def main() -> None:
                 f"batch 1 per task, Adam lr {config['optim']['lr']} (warm-up {config['schedule']['warmup']}, cosine), "
                 f"seed {config['seed']}; validation on 8 held-out {config['datasets']['val']['center_crop']}-px "
                 "centre crops per task (EMA weights)."]
+    sections.append(_input_row(config))
     for study in args.studies:
         rows = run_study(config, study, args.iterations, progress=False)
         sections.append(results_table(rows, study, config) +
@@ -54,6 +57,18 @@ def main() -> None:
                         f"{max(r['seconds'] for r in rows):.0f} s)")
         Path(args.out).write_text("\n\n".join(sections) + "\n")
         print(sections[-1], flush=True)
+
+
+def _input_row(config: dict) -> str:
+    """PSNR / SSIM of the degraded inputs themselves on the validation crops (no restoration)."""
+    val = config["datasets"]["val"]
+    cells = []
+    for task, pairs in sorted(discover(config["datasets"]["train"]["root"], val["split"]).items()):
+        items = list(PairedImages(pairs[:val["max_per_task"]], val["center_crop"]))
+        p = sum(psnr(i["input"], i["target"], y_channel=True).item() for i in items) / len(items)
+        s = sum(ssim(i["input"], i["target"], y_channel=True).item() for i in items) / len(items)
+        cells.append(f"{task} {p:.2f} dB / {s:.4f}")
+    return "Reference, the degraded inputs without restoration (Y): " + ", ".join(cells) + "."
 
 
 if __name__ == "__main__":
