@@ -2,7 +2,8 @@
 
 Every image comes back as a float32 ``H x W x 3`` array in ``[0, 1]``: EXIF orientation is
 applied, grayscale / palette / alpha / CMYK images become RGB, 16-bit PNGs keep their
-precision (16-bit colour PNGs through :mod:`moewir.data.png16`, since Pillow truncates them). Anything that cannot be read raises :class:`ImageReadError` naming the file.
+precision (16-bit colour PNGs through :mod:`moewir.data.png16`, since Pillow truncates them).
+Anything that cannot be read raises :class:`ImageReadError` naming the file.
 Writes go to a temporary file in the same folder and are renamed into place, so a crash never
 leaves a half-written image.
 """
@@ -89,7 +90,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                     raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.0f} megapixels, above the "
                                                f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard)")
                 if img.format == "PNG" and img.mode in ("RGB", "RGBA"):
-                    deep = read_png16(path.read_bytes())
+                    deep = read_png16(path)
                     if deep is not None:
                         orient = _ORIENT.get(img.getexif().get(0x0112), lambda a: a)
                         return np.ascontiguousarray(orient(deep))

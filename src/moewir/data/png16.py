@@ -14,6 +14,7 @@ else and the caller falls back to Pillow.
 """
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -58,17 +59,20 @@ def unfilter(data: bytes, height: int, width: int, bpp: int) -> np.ndarray:
     return out[1:, 1:].astype(np.uint8)
 
 
-def read_png16(blob: bytes) -> np.ndarray | None:
+def read_png16(path: str | os.PathLike) -> np.ndarray | None:
     """Decode a 16-bit RGB/RGBA non-interlaced PNG to float32 ``H x W x 3`` RGB in ``[0, 1]``.
 
-    Returns ``None`` when ``blob`` is another kind of PNG (Pillow reads those exactly).
-    Raises ``ValueError`` on a damaged file.
+    Returns ``None`` when ``path`` is another kind of PNG (Pillow reads those exactly); only
+    its 29-byte header is read then. Raises ``ValueError`` on a damaged file.
     """
-    if not blob.startswith(_SIGNATURE) or blob[12:16] != b"IHDR":
-        return None
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", blob[16:29])
-    if depth != 16 or colour not in _CHANNELS or interlace != 0:
-        return None
+    with open(path, "rb") as f:
+        header = f.read(29)
+        if len(header) < 29 or not header.startswith(_SIGNATURE) or header[12:16] != b"IHDR":
+            return None
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header[16:29])
+        if depth != 16 or colour not in _CHANNELS or interlace != 0:
+            return None
+        blob = header + f.read()
     channels = _CHANNELS[colour]
     idat, pos = [], 8
     while pos + 8 <= len(blob):

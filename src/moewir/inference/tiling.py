@@ -60,17 +60,17 @@ def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Te
         return model(image)
     if tile < 16 or not 0 <= overlap < tile // 2:
         raise ValueError(f"tile must be >= 16 and overlap in [0, tile/2), got tile={tile}, overlap={overlap}")
+    th, tw = min(tile, h), min(tile, w)
+    columns = [(x, blend_window(tw, x, tile, w, overlap)) for x in tile_starts(w, tile, overlap, align)]
     out = weights = None
     for y in tile_starts(h, tile, overlap, align):
-        th = min(tile, h)
         wy = blend_window(th, y, tile, h, overlap)
-        for x in tile_starts(w, tile, overlap, align):
-            tw = min(tile, w)
+        for x, wx in columns:
             restored = model(image[..., y:y + th, x:x + tw])
             if out is None:
                 out = image.new_zeros(image.shape[:1] + restored.shape[1:2] + image.shape[2:], dtype=restored.dtype)
                 weights = image.new_zeros((h, w), dtype=restored.dtype)
-            window = (wy[:, None] * blend_window(tw, x, tile, w, overlap)[None]).to(restored)
+            window = (wy[:, None] * wx[None]).to(restored)
             out[..., y:y + th, x:x + tw] += restored * window
             weights[y:y + th, x:x + tw] += window
     return out / weights

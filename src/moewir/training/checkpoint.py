@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
@@ -45,14 +46,10 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata of a safetensors file (clear error when it is not one)."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if size <= 0 or size > 100_000_000:
-                raise ValueError("bad header size")
-            header = json.loads(f.read(size))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types
         raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
-    return dict(header.get("__metadata__") or {})
 
 
 def load_weights(path: str | Path, model: nn.Module) -> None:

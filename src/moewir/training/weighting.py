@@ -82,7 +82,10 @@ class TaskWeighting(nn.Module):
         if values is None:
             values = {t: float(losses[t].detach()) for t in self.tasks}
         weights = self.update(values)
-        return sum(weights[t] * losses[t] for t in self.tasks), weights
+        return self._total(losses, weights), weights
+
+    def _total(self, losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+        return sum(weights[t] * losses[t] for t in self.tasks)
 
     # exact resume: the strategy's running state travels inside state_dict()
     def _state(self) -> dict[str, Any]:
@@ -276,13 +279,9 @@ class Uncertainty(TaskWeighting):
     def _weights(self, losses):
         return np.exp(-self.log_vars.detach().double().cpu().numpy())
 
-    def combine(self, losses, values=None):
-        if values is None:
-            values = {t: float(losses[t].detach()) for t in self.tasks}
-        weights = self.update(values)
-        precision = torch.exp(-self.log_vars)
-        total = sum(precision[i] * losses[t] + self.log_vars[i] for i, t in enumerate(self.tasks))
-        return total, weights
+    def _total(self, losses, weights):
+        precision = torch.exp(-self.log_vars)  # differentiable in log_vars, unlike ``weights``
+        return sum(precision[i] * losses[t] + self.log_vars[i] for i, t in enumerate(self.tasks))
 
 
 WEIGHTINGS = {
