@@ -27,6 +27,8 @@ __all__ = ["ImageReadError", "read_image", "write_image", "atomic_file", "to_uin
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Decompression-bomb guard: images above this many pixels are refused (about 16k x 12k).
 DEFAULT_MAX_PIXELS = 200_000_000
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class ImageReadError(ValueError):
@@ -115,6 +117,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
             yield f
         os.replace(tmp, path)

@@ -23,7 +23,7 @@ from pathlib import Path
 from .io import is_image_file
 
 __all__ = ["Pair", "DatasetLayoutError", "discover", "detect_layout", "canonical_task", "match_pairs",
-           "FOUNDIR", "UNIRAIN", "SPLITS"]
+           "FOUNDIR", "UNIRAIN", "SPLITS", "select_tasks"]
 
 SPLITS = ("train", "test")
 
@@ -181,3 +181,14 @@ def discover(root: str | Path, split: str | None = "train") -> dict[str, list[Pa
             raise DatasetLayoutError(f"{root}: two folders map to task {task!r}")
         tasks[task] = match_pairs(inp, tgt, task)
     return tasks
+
+
+def select_tasks(found: dict[str, list[Pair]], wanted: list[str] | None, root: str | Path) -> dict[str, list[Pair]]:
+    """The ``wanted`` tasks of a discovered dataset (all when ``None``); unknown ones are an error."""
+    if wanted is None:
+        return found
+    wanted = [canonical_task(t) for t in wanted]
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise DatasetLayoutError(f"{root}: no pairs for task(s) {', '.join(missing)}; found {', '.join(sorted(found))}")
+    return {t: found[t] for t in wanted}

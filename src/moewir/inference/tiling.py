@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["tile_starts", "blend_window", "tiled_forward"]
+__all__ = ["tile_starts", "blend_window", "check_tiling", "tiled_forward"]
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
@@ -46,6 +46,12 @@ def blend_window(size: int, start: int, tile: int, length: int, overlap: int) ->
     return weight
 
 
+def check_tiling(tile: int | None, overlap: int) -> None:
+    """Tiles of at least 16 pixels overlapping by less than half a tile (``None``: no tiling)."""
+    if tile is not None and (tile < 16 or not 0 <= overlap < tile // 2):
+        raise ValueError(f"tile must be >= 16 and the overlap in [0, tile/2), got tile={tile}, overlap={overlap}")
+
+
 @torch.no_grad()
 def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile: int | None = 512,
                   overlap: int = 32, align: int = 8) -> torch.Tensor:
@@ -58,8 +64,7 @@ def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Te
     h, w = image.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
         return model(image)
-    if tile < 16 or not 0 <= overlap < tile // 2:
-        raise ValueError(f"tile must be >= 16 and overlap in [0, tile/2), got tile={tile}, overlap={overlap}")
+    check_tiling(tile, overlap)
     th, tw = min(tile, h), min(tile, w)
     columns = [(x, blend_window(tw, x, tile, w, overlap)) for x in tile_starts(w, tile, overlap, align)]
     out = weights = None

@@ -59,10 +59,16 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
         tensors = load_safetensors_bytes(path.read_bytes())
     except Exception as exc:  # safetensors raises its own error types
         raise ValueError(f"{path}: cannot read weights ({exc})") from None
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the model ({len(missing)} missing, e.g. "
-                         f"{missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    reshaped = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or reshaped:
+        raise ValueError(f"{path}: weights do not fit the model ({len(missing)} missing, e.g. {missing[:3]}; "
+                         f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}; {len(reshaped)} of another "
+                         f"shape, e.g. {reshaped[:2]})")
+    model.load_state_dict(tensors)
 
 
 def save_checkpoint(folder: str | Path, iteration: int, model: nn.Module, ema: nn.Module | None,

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import MultiTaskLoader, PairedImages, discover
+from ..data import MultiTaskLoader, PairedImages, discover, select_tasks
 from ..devices import resolve_device
 from ..inference.tiling import tiled_forward
 from ..metrics import psnr, ssim
@@ -47,15 +47,6 @@ def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: flo
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
-
-
-def _select_tasks(found: dict[str, list], wanted: list[str] | None, root: str) -> dict[str, list]:
-    if wanted is None:
-        return found
-    missing = [t for t in wanted if t not in found]
-    if missing:
-        raise ValueError(f"{root}: no pairs for task(s) {', '.join(missing)}; found {', '.join(sorted(found))}")
-    return {t: found[t] for t in wanted}
 
 
 class Trainer:
@@ -84,7 +75,7 @@ class Trainer:
         torch.manual_seed(config["seed"])  # the same initial weights on every rank
         data = config["datasets"]
         train = data["train"]
-        self.tasks_pairs = _select_tasks(discover(train["root"], train["split"]), train["tasks"], train["root"])
+        self.tasks_pairs = select_tasks(discover(train["root"], train["split"]), train["tasks"], train["root"])
         self.tasks = sorted(self.tasks_pairs)
         val = data["val"]
         self.val_pairs = self._val_pairs(val, train["root"])
@@ -148,7 +139,7 @@ class Trainer:
             if val["root"]:
                 raise
             return {}  # no validation split next to the training data: validation is skipped
-        pairs = _select_tasks(found, val["tasks"], root)
+        pairs = select_tasks(found, val["tasks"], root)
         limit = val["max_per_task"]
         return {t: (p[:limit] if limit else p) for t, p in sorted(pairs.items())}
 

@@ -1,0 +1,73 @@
+"""``moewir restore INPUT... -o OUT [--weights W | --model NAME] [--tile 512 --tile-overlap 32] ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from tqdm import tqdm
+
+from ..data.io import atomic_file
+
+HELP = "restore photos, folders or glob patterns with a trained network"
+#: The model whose shipped weights are used when neither --weights nor --model is given.
+DEFAULT_MODEL = "moewirnet-tiny"
+
+
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that run a network on users' images."""
+    p.add_argument("--tile", type=int, default=512, metavar="PX",
+                   help="restore in PX x PX windows to bound memory (0: whole image at once; default 512)")
+    p.add_argument("--tile-overlap", type=int, default=32, metavar="PX", help="window overlap (default 32)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--half", action="store_true",
+                   help="half precision: float16 autocast on CUDA/MPS, bfloat16 on the CPU")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("restore", help=HELP, description=HELP + ". Outputs keep the input's "
+                              "file name and format; see docs/inference.md.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--weights", metavar="W.safetensors", help="weights written by `moewir train`")
+    p.add_argument("--model", metavar="NAME",
+                   help=f"registered model whose shipped weights to use (default {DEFAULT_MODEL}); "
+                        "with --weights, only needed for files without moewir metadata")
+    add_device_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders (kept in the output)")
+    p.add_argument("--format", metavar="EXT", help="write this format instead of the input's (e.g. png)")
+    p.add_argument("--suffix", default="", help="append this to output file names (e.g. _restored)")
+    p.add_argument("--max-megapixels", type=float, default=200, help="refuse larger images (default 200)")
+    p.add_argument("--json", metavar="FILE", help="write per-file results and the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference import load
+    from ..inference.files import plan_jobs, restore_files, summarize
+
+    if args.tile < 0 or args.max_megapixels <= 0:
+        raise ValueError("--tile must be >= 0 and --max-megapixels > 0")
+    extension = "." + args.format.lower().lstrip(".") if args.format else None
+    jobs, problems = plan_jobs(args.inputs, args.output, args.recursive, args.suffix, extension)
+    for problem in problems:
+        print(f"moewir: error: {problem.source}: {problem.error}", file=sys.stderr)
+    restorer = load(args.weights or args.model or DEFAULT_MODEL, device=args.device, tile=args.tile or None,
+                    tile_overlap=args.tile_overlap, half=args.half, model=args.model if args.weights else None)
+    outcomes = problems + restore_files(restorer.restore, jobs, overwrite=args.overwrite,
+                                        max_pixels=int(args.max_megapixels * 1e6), progress=not args.no_progress,
+                                        report=lambda line: tqdm.write(line, file=sys.stderr))
+    summary = summarize(outcomes)
+    print(f"\n| restored | skipped | failed | megapixels | seconds | s / MP |\n|---:|---:|---:|---:|---:|---:|\n"
+          f"| {summary['restored']} | {summary['skipped']} | {summary['failed']} | {summary['megapixels']:.2f} "
+          f"| {summary['seconds']:.1f} | {summary['seconds_per_megapixel']:.2f} |")
+    print(f"\n{restorer.name} on {restorer.device}" + (f", {args.tile}-px tiles" if args.tile else "")
+          + f"; outputs in {args.output}")
+    if args.json:
+        with atomic_file(args.json, "w") as f:
+            json.dump({"model": restorer.name, "device": str(restorer.device), "summary": summary,
+                       "files": [asdict(o) for o in outcomes]}, f, indent=2)
+    return 1 if summary["failed"] else 0

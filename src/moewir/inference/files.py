@@ -1,0 +1,129 @@
+"""Restoring users' files and folders: which inputs, which outputs, and one run over them.
+
+A bad input never stops the run: it is reported in one line naming the file, the others go on,
+and the caller learns how many failed. Outputs are written to a temporary file and renamed, so
+an interrupted or failed image leaves no partial file behind.
+"""
+from __future__ import annotations
+
+import glob
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data.io import DEFAULT_MAX_PIXELS, ImageReadError, is_image_file, read_image, write_image
+
+__all__ = ["Job", "Outcome", "plan_jobs", "restore_files", "summarize"]
+
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    output: Path
+
+
+@dataclass
+class Outcome:
+    """What happened to one input: ``status`` is ``restored``, ``skipped`` or ``failed``."""
+    source: str
+    output: str | None
+    status: str
+    error: str = ""
+    megapixels: float = 0.0
+    seconds: float = 0.0
+    size: list[int] = field(default_factory=list)
+
+
+def _expand(item: str, recursive: bool) -> list[tuple[Path, Path]] | None:
+    """(file, path relative to the output folder) for one command-line item; None if nothing."""
+    path = Path(item)
+    if path.is_dir():
+        files = path.rglob("*") if recursive else path.iterdir()
+        return [(f, f.relative_to(path)) for f in sorted(files) if f.is_file() and is_image_file(f)]
+    if path.exists() or not _GLOB_CHARS & set(item):
+        return [(path, Path(path.name))] if path.exists() else None
+    matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+    return [(m, Path(m.name)) for m in matches if m.is_file() and is_image_file(m)] or None
+
+
+def plan_jobs(items: list[str], output_dir: str | Path, recursive: bool = False, suffix: str = "",
+              extension: str | None = None) -> tuple[list[Job], list[Outcome]]:
+    """Jobs for files, folders (their images; ``recursive`` keeps the sub-folder structure) and
+    glob patterns. Output names keep the input's name and format, unless ``extension`` (e.g.
+    ``".png"``) or a name ``suffix`` is given. Items that match nothing, outputs that would
+    overwrite an input, and two inputs mapping to one output come back as failed outcomes."""
+    output_dir = Path(output_dir)
+    jobs: list[Job] = []
+    problems: list[Outcome] = []
+    claimed: dict[Path, Path] = {}
+    for item in items:
+        found = _expand(item, recursive)
+        if found is None:
+            problems.append(Outcome(item, None, "failed", "no such file or folder, and no image matches it"))
+            continue
+        for source, relative in found:
+            out = output_dir / relative.with_name(relative.stem + suffix + (extension or relative.suffix))
+            key = out.resolve()
+            if key == source.resolve():
+                problems.append(Outcome(str(source), str(out), "failed",
+                                        "the output would overwrite the input; choose another -o or a --suffix"))
+            elif key in claimed:
+                if claimed[key] != source.resolve():
+                    problems.append(Outcome(str(source), str(out), "failed",
+                                            f"two inputs map to the same output (the other is {claimed[key]})"))
+            else:
+                claimed[key] = source.resolve()
+                jobs.append(Job(source, out))
+    return jobs, problems
+
+
+def _restore_one(restore: Callable[[np.ndarray], np.ndarray], job: Job, max_pixels: int) -> Outcome:
+    started = time.perf_counter()
+    try:
+        image = read_image(job.source, max_pixels=max_pixels)
+    except ImageReadError as exc:
+        return Outcome(str(job.source), None, "failed", exc.problem)
+    try:
+        restored = restore(image)
+    except RuntimeError as exc:  # e.g. out of memory on the device
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        return Outcome(str(job.source), None, "failed", f"restoration failed ({first}); a smaller --tile needs less memory")
+    try:
+        write_image(job.output, restored)
+    except (OSError, ValueError) as exc:
+        return Outcome(str(job.source), str(job.output), "failed", f"cannot write the output ({exc})")
+    h, w = image.shape[:2]
+    return Outcome(str(job.source), str(job.output), "restored", megapixels=h * w / 1e6,
+                   seconds=time.perf_counter() - started, size=[w, h])
+
+
+def restore_files(restore: Callable[[np.ndarray], np.ndarray], jobs: list[Job], overwrite: bool = False,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
+                  report: Callable[[str], None] = tqdm.write) -> list[Outcome]:
+    """Restore every job's image with ``restore`` (float ``H x W x 3`` -> same); errors are
+    reported one line each through ``report`` and recorded, never raised."""
+    outcomes = []
+    for job in tqdm(jobs, desc="restore", unit="img", disable=not progress, dynamic_ncols=True):
+        if job.output.exists() and not overwrite:
+            outcomes.append(Outcome(str(job.source), str(job.output), "skipped", "output exists (use --overwrite)"))
+            continue
+        outcomes.append(_restore_one(restore, job, max_pixels))
+        if outcomes[-1].status == "failed":
+            report(f"moewir: error: {outcomes[-1].source}: {outcomes[-1].error}")
+    return outcomes
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, float | int]:
+    """Counts, megapixels and seconds per megapixel of one run."""
+    done = [o for o in outcomes if o.status == "restored"]
+    megapixels = sum(o.megapixels for o in done)
+    seconds = sum(o.seconds for o in done)
+    return {"restored": len(done), "skipped": sum(o.status == "skipped" for o in outcomes),
+            "failed": sum(o.status == "failed" for o in outcomes), "megapixels": megapixels,
+            "seconds": seconds, "seconds_per_megapixel": seconds / megapixels if megapixels else 0.0}

@@ -1,0 +1,241 @@
+"""`moewir.load` / `Restorer.restore` and `moewir restore` on files, folders and bad inputs."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from torch import nn
+
+import moewir
+from moewir.cli.main import main
+from moewir.data import read_image
+from moewir.inference import Restorer
+from moewir.training.checkpoint import save_weights
+
+
+class Invert(nn.Module):
+    """A network with a known answer: ``1 - x``."""
+
+    def forward(self, x):
+        return 1.0 - x
+
+
+class LocalConv(nn.Module):
+    """A network with a 3-pixel receptive field radius, so tiling must not change its output."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 8, 3, padding=1),
+                                  nn.GELU(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, x):
+        return x + 0.1 * self.body(x)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_weights(path, moewir.create_model("moewirnet-tiny"))
+    return path
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width x height`` (an 'absurd dimensions' input)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 8))
+                     + chunk(b"IEND", b""))
+
+
+# --- the Python API --------------------------------------------------------------------------
+def test_restore_returns_the_callers_type_and_range():
+    r = Restorer(Invert(), device="cpu", tile=None)
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(r.restore(u8), 255 - u8)
+    u16 = rng.integers(0, 65536, (9, 13, 3), dtype=np.uint16)
+    out16 = r.restore(u16)
+    assert out16.dtype == np.uint16
+    np.testing.assert_allclose(out16.astype(np.int64), 65535 - u16.astype(np.int64), atol=2)  # float32 rounding
+    f = rng.random((9, 13, 3), dtype=np.float32)
+    np.testing.assert_allclose(r.restore(f), 1 - f, atol=1e-6)
+    gray = rng.integers(0, 256, (9, 13), dtype=np.uint8)
+    np.testing.assert_array_equal(r.restore(gray), np.repeat(255 - gray[..., None], 3, axis=2))
+    rgba = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
+    out = r.restore(rgba)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])  # alpha passes through
+    np.testing.assert_array_equal(out[..., :3], 255 - rgba[..., :3])
+
+
+def test_restore_pil_images_keep_mode_and_alpha():
+    r = Restorer(Invert(), device="cpu", tile=None)
+    rgba = Image.fromarray(np.random.default_rng(1).integers(0, 256, (7, 11, 4), dtype=np.uint8), "RGBA")
+    out = r.restore(rgba)
+    assert isinstance(out, Image.Image) and out.mode == "RGBA" and out.size == (11, 7)
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
+    np.testing.assert_array_equal(np.asarray(out)[..., :3], 255 - np.asarray(rgba)[..., :3])
+    assert r.restore(Image.new("L", (5, 4), 10)).mode == "RGB"
+
+
+def test_restore_rejects_unsupported_arrays():
+    r = Restorer(Invert(), device="cpu", tile=None)
+    with pytest.raises(ValueError, match="H x W"):
+        r.restore(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        r.restore(np.zeros((4, 4, 3), np.int32))
+
+
+def test_tiled_restore_equals_untiled_for_a_local_network():
+    net = LocalConv()
+    image = np.random.default_rng(2).random((75, 101, 3), dtype=np.float32)
+    whole = Restorer(net, device="cpu", tile=None).restore(image)
+    tiled = Restorer(net, device="cpu", tile=40, tile_overlap=16).restore(image)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_tiled_moewirnet_is_close_to_untiled():
+    torch.manual_seed(0)
+    net = moewir.create_model("moewirnet-tiny")
+    image = read_image(Path(moewir.__file__).parent / "synth/photos/chelsea.jpg")[:160, :224]
+    whole = Restorer(net, device="cpu", tile=None).restore(image)
+    tiled = Restorer(net, device="cpu", tile=128, tile_overlap=32).restore(image)
+    assert 10 * np.log10(1 / np.mean((tiled - whole) ** 2)) > 30  # global channel attention: close, not equal
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (7, 9), (37, 53)])
+def test_odd_sizes_come_back_with_their_size(weights, size):
+    out = moewir.load(weights, device="cpu").restore(np.random.default_rng(0).random(size + (3,), np.float32))
+    assert out.shape == size + (3,) and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+def test_load_builds_the_network_from_metadata(weights):
+    r = moewir.load(weights, device="cpu")
+    assert r.name == "moewirnet-tiny"
+    reference = moewir.create_model("moewirnet-tiny")
+    reference.load_state_dict({k: v for k, v in r.network.state_dict().items()})
+    x = torch.rand(1, 3, 24, 40)
+    torch.testing.assert_close(r.restore_tensor(x), reference.eval()(x).clamp(0, 1))
+
+
+def test_half_precision_stays_close_to_float(weights):
+    x = torch.rand(1, 3, 64, 80)
+    full = moewir.load(weights, device="cpu").restore_tensor(x)
+    half = moewir.load(weights, device="cpu", half=True).restore_tensor(x)
+    assert 10 * torch.log10(1 / ((full - half) ** 2).mean()) > 30
+
+
+def test_load_errors_are_clear(weights, tmp_path):
+    with pytest.raises(ValueError, match="neither a weights file nor a registered model"):
+        moewir.load(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="no weights are shipped"):
+        moewir.load("restormer-tiny")
+    assert moewir.load("restormer-tiny", pretrained=False, device="cpu").name == "restormer-tiny"
+    with pytest.raises(ValueError, match="holds 'moewirnet-tiny' weights, not 'restormer'"):
+        moewir.load(weights, model="restormer")
+    bare = tmp_path / "bare.safetensors"  # weights without moewir metadata
+    save_file(dict(moewir.create_model("moewirnet-tiny").state_dict()), str(bare))
+    with pytest.raises(ValueError, match="does not say which network"):
+        moewir.load(bare)
+    assert moewir.load(bare, model="moewirnet-tiny", device="cpu").name == "moewirnet-tiny"
+    with pytest.raises(ValueError, match="do not fit the model"):
+        moewir.load(bare, model="restormer-tiny")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="junk.safetensors: not a safetensors weights file"):
+        moewir.load(junk)
+
+
+# --- the command line ------------------------------------------------------------------------
+def _photos(folder: Path) -> dict[str, np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    images = {"a.png": rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
+              "b.jpg": rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)}
+    for name, array in images.items():
+        Image.fromarray(array).save(folder / name)
+    return images
+
+
+def test_cli_restores_files_folders_and_globs(weights, tmp_path, capsys):
+    _photos(tmp_path / "in")
+    _photos(tmp_path / "in" / "sub")
+    (tmp_path / "in" / "sub" / "a.png").rename(tmp_path / "in" / "sub" / "c.png")
+    out = tmp_path / "out"
+    rc = main(["restore", str(tmp_path / "in"), "-o", str(out), "--weights", str(weights), "--recursive",
+               "--no-progress", "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        ["a.png", "b.jpg", "sub/b.jpg", "sub/c.png"]
+    assert Image.open(out / "b.jpg").format == "JPEG" and Image.open(out / "a.png").size == (56, 40)
+    assert oct(os.stat(out / "a.png").st_mode & 0o777) == oct(0o666 & ~_umask())
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["restored"] == 4 and report["model"] == "moewirnet-tiny"
+    assert abs(report["summary"]["megapixels"] - 2 * (40 * 56 + 33 * 47) / 1e6) < 1e-9
+    assert "| 4 | 0 | 0 |" in capsys.readouterr().out
+    # a quoted glob is expanded by moewir; --format and --suffix change the name
+    rc = main(["restore", str(tmp_path / "in" / "*.jpg"), "-o", str(tmp_path / "g"), "--weights", str(weights),
+               "--format", "png", "--suffix", "_clean", "--no-progress"])
+    assert rc == 0 and [p.name for p in (tmp_path / "g").iterdir()] == ["b_clean.png"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_cli_skips_existing_outputs_unless_overwrite(weights, tmp_path, capsys):
+    _photos(tmp_path / "in")
+    out = tmp_path / "out"
+    args = ["restore", str(tmp_path / "in" / "a.png"), "-o", str(out), "--weights", str(weights), "--no-progress"]
+    assert main(args) == 0
+    (out / "a.png").write_bytes(b"marker")
+    assert main(args) == 0
+    assert (out / "a.png").read_bytes() == b"marker"
+    assert "| 0 | 1 | 0 |" in capsys.readouterr().out
+    assert main(args + ["--overwrite"]) == 0
+    assert read_image(out / "a.png").shape == (40, 56, 3)
+
+
+def test_cli_bad_inputs_fail_one_line_each_and_the_rest_go_on(weights, tmp_path, capsys):
+    images = _photos(tmp_path / "in")
+    bad = {"empty.png": b"", "text.jpg": b"hello, not an image\n",
+           "truncated.png": (tmp_path / "in" / "a.png").read_bytes()[:200]}
+    for name, data in bad.items():
+        (tmp_path / "in" / name).write_bytes(data)
+    _png_header_only(tmp_path / "in" / "huge.png", 60000, 60000)
+    out = tmp_path / "out"
+    rc = main(["restore", str(tmp_path / "in"), str(tmp_path / "missing.png"), "-o", str(out),
+               "--weights", str(weights), "--no-progress"])
+    assert rc == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("moewir: error:")]
+    expected = {"empty.png": "empty file", "text.jpg": "not an image", "truncated.png": "corrupt or truncated",
+                "huge.png": "decompression", "missing.png": "no such file"}
+    assert len(err) == len(expected)
+    for name, problem in expected.items():
+        assert any(name in line and problem in line for line in err), (name, err)
+    assert sorted(p.name for p in out.iterdir()) == sorted(images)  # no partial or temporary files
+
+
+def test_cli_refuses_to_overwrite_its_input(weights, tmp_path, capsys):
+    _photos(tmp_path / "in")
+    rc = main(["restore", str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "in"), "--weights", str(weights),
+               "--no-progress"])
+    assert rc == 1 and "would overwrite the input" in capsys.readouterr().err
+    assert main(["restore", str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "in"), "--suffix", "_r",
+                 "--weights", str(weights), "--no-progress"]) == 0
+
+
+def test_cli_setup_errors_are_one_line(tmp_path, capsys):
+    assert main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--weights", str(tmp_path / "no.safetensors")]) == 2
+    assert capsys.readouterr().err.strip().endswith("no.safetensors: no such weights file")
