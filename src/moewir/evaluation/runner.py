@@ -1,0 +1,99 @@
+"""Running one or more restorers over paired test sets and scoring every output.
+
+Each test pair is read once and restored by every model in turn, so ``--compare`` costs one
+pass over the data; per-image scores come back as rows that :mod:`.report` aggregates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.io import read_image, write_image
+from ..data.layouts import Pair
+from ..metrics import psnr, ssim
+
+__all__ = ["Metric", "fidelity_metrics", "build_metrics", "evaluate", "Restore"]
+
+#: A restorer as the evaluation sees it: float ``H x W x 3`` in [0, 1] -> the same.
+Restore = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """``fn(output, target) -> float`` on ``(1, 3, H, W)`` tensors; ``target`` is ignored by
+    no-reference metrics. ``higher_is_better`` orients the table's arrows."""
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor], float]
+    higher_is_better: bool = True
+
+
+def fidelity_metrics(crop_border: int = 0, y_channel: bool = True) -> list[Metric]:
+    """PSNR and SSIM under one convention (BasicSR's: 8-bit quantised)."""
+    kw = dict(crop_border=crop_border, y_channel=y_channel)
+    return [Metric("psnr", lambda out, tgt: psnr(out, tgt, **kw).item()),
+            Metric("ssim", lambda out, tgt: ssim(out, tgt, **kw).item())]
+
+
+def build_metrics(names: Sequence[str], crop_border: int = 0, y_channel: bool = True,
+                  lpips_files: tuple[str, str, str] | None = None) -> list[Metric]:
+    """Metrics by name: ``psnr`` and ``ssim`` (always together), ``niqe`` (no-reference, on the
+    output) and ``lpips`` (needs ``lpips_files = (backbone, linear, net)``, local files only)."""
+    unknown = sorted(set(names) - {"psnr", "ssim", "niqe", "lpips"})
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from psnr, ssim, niqe, lpips")
+    metrics = fidelity_metrics(crop_border, y_channel)
+    if "niqe" in names:
+        from ..metrics import niqe
+
+        metrics.append(Metric("niqe", lambda out, tgt: niqe(out[0].permute(1, 2, 0).numpy(), crop_border=crop_border,
+                                                           y_channel=y_channel), higher_is_better=False))
+    if "lpips" in names:
+        if lpips_files is None:
+            raise ValueError("LPIPS needs local weights: --lpips-backbone FILE and --lpips-linear FILE "
+                             "(nothing is downloaded; see docs/metrics.md)")
+        from ..metrics import LPIPS
+
+        model = LPIPS.from_files(*lpips_files).eval()
+        metrics.append(Metric("lpips", lambda out, tgt: model(out, tgt).item(), higher_is_better=False))
+    return metrics
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+
+
+def evaluate(models: dict[str, Restore], tasks: dict[str, Sequence[Pair]], metrics: Sequence[Metric],
+             save_images: str | Path | None = None,
+             on_image: Callable[[Pair, np.ndarray, dict[str, np.ndarray], np.ndarray], None] | None = None,
+             progress: bool = True) -> list[dict]:
+    """One row per (model, image): ``model, task, image`` and every metric's value.
+
+    ``save_images`` writes each output as ``<dir>/<model>/<task>/<name>.png``; ``on_image``
+    is called with (pair, input, {model: output}, target), e.g. to draw comparison figures.
+    An unreadable pair or an input and target of different sizes raises, naming the files.
+    """
+    rows = []
+    total = sum(len(p) for p in tasks.values())
+    with tqdm(total=total, desc="eval", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for task, pairs in tasks.items():
+            for pair in pairs:
+                inp, tgt = read_image(pair.input), read_image(pair.target)
+                if inp.shape != tgt.shape:
+                    raise ValueError(f"{pair.input}: input is {inp.shape[1]}x{inp.shape[0]} but its target "
+                                     f"{pair.target} is {tgt.shape[1]}x{tgt.shape[0]}")
+                outputs = {}
+                for label, restore in models.items():
+                    out = outputs[label] = restore(inp)
+                    scores = {m.name: m.fn(_tensor(out), _tensor(tgt)) for m in metrics}
+                    rows.append({"model": label, "task": task, "image": pair.name, **scores})
+                    if save_images:
+                        write_image(Path(save_images) / label / task / f"{pair.name}.png", out)
+                if on_image:
+                    on_image(pair, inp, outputs, tgt)
+                bar.update()
+    return rows
