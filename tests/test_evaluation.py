@@ -131,3 +131,34 @@ def test_cli_errors_are_one_line(dataset, tmp_path, capsys):
     assert main(base) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "im0.png: input is 48x40 but its target" in err
+
+
+def test_cli_niqe_and_lpips_columns(tmp_path, capsys):
+    """NIQE and LPIPS (from local files) reach the table with the values the metrics give."""
+    from moewir.metrics import LPIPS, lpips, niqe
+
+    rng = np.random.default_rng(5)
+    photo = read_image(Path(moewir.__file__).parent / "synth/photos/coffee.jpg")[:192, :200]
+    noisy = np.clip(photo + rng.normal(0, 0.05, photo.shape), 0, 1)
+    for kind, array in (("input", noisy), ("target", photo)):
+        (tmp_path / "d" / "rain" / kind).mkdir(parents=True)
+        Image.fromarray((array * 255).round().astype(np.uint8)).save(tmp_path / "d" / "rain" / kind / "x.png")
+    torch.manual_seed(0)
+    model = LPIPS("alex")
+    state = model.state_dict()
+    torch.save({k: v for k, v in state.items() if k.startswith("features.")}, tmp_path / "alex.pth")
+    torch.save({k: v for k, v in state.items() if k.startswith("lin")}, tmp_path / "lin.pth")
+    weights = tmp_path / "w.safetensors"
+    save_weights(weights, moewir.create_model("moewirnet-tiny"))
+    rc = main(["eval", "--weights", str(weights), "--input-baseline", "--data", str(tmp_path / "d"),
+               "--metrics", "psnr", "ssim", "niqe", "lpips", "--lpips-backbone", str(tmp_path / "alex.pth"),
+               "--lpips-linear", str(tmp_path / "lin.pth"), "--json", str(tmp_path / "r.json"), "--no-progress"])
+    assert rc == 0
+    assert "NIQE ↓" in capsys.readouterr().out
+    row = [r for r in json.loads((tmp_path / "r.json").read_text())["images"] if r["model"] == "input"][0]
+    inp = read_image(tmp_path / "d" / "rain" / "input" / "x.png")
+    tgt = read_image(tmp_path / "d" / "rain" / "target" / "x.png")
+    assert row["niqe"] == pytest.approx(niqe(inp))
+    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    assert row["lpips"] == pytest.approx(lpips(as_tensor(inp), as_tensor(tgt), model).item(), rel=1e-6)
+    assert row["lpips"] > 0

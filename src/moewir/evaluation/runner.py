@@ -56,15 +56,22 @@ def build_metrics(names: Sequence[str], crop_border: int = 0, y_channel: bool = 
         if lpips_files is None:
             raise ValueError("LPIPS needs local weights: --lpips-backbone FILE and --lpips-linear FILE "
                              "(nothing is downloaded; see docs/metrics.md)")
-        from ..metrics import LPIPS
+        from ..metrics import LPIPS, lpips
 
-        model = LPIPS.from_files(*lpips_files).eval()
-        metrics.append(Metric("lpips", lambda out, tgt: model(out, tgt).item(), higher_is_better=False))
+        model = LPIPS.from_files(*lpips_files)
+        metrics.append(Metric("lpips", lambda out, tgt: lpips(out, tgt, model).item(), higher_is_better=False))
     return metrics
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+
+
+def _score(metric: Metric, output: np.ndarray, target: np.ndarray, pair: Pair) -> float:
+    try:
+        return metric.fn(_tensor(output), _tensor(target))
+    except ValueError as exc:  # e.g. an image too small for NIQE's 96x96 blocks
+        raise ValueError(f"{pair.input}: {metric.name}: {exc}") from None
 
 
 def evaluate(models: dict[str, Restore], tasks: dict[str, Sequence[Pair]], metrics: Sequence[Metric],
@@ -89,7 +96,7 @@ def evaluate(models: dict[str, Restore], tasks: dict[str, Sequence[Pair]], metri
                 outputs = {}
                 for label, restore in models.items():
                     out = outputs[label] = restore(inp)
-                    scores = {m.name: m.fn(_tensor(out), _tensor(tgt)) for m in metrics}
+                    scores = {m.name: _score(m, out, tgt, pair) for m in metrics}
                     rows.append({"model": label, "task": task, "image": pair.name, **scores})
                     if save_images:
                         write_image(Path(save_images) / label / task / f"{pair.name}.png", out)
