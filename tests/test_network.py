@@ -130,3 +130,16 @@ def test_restormer_matches_the_published_size():
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(26.13, abs=0.01)
     macs = count_macs(model, torch.rand(1, 3, 256, 256))
     assert macs["convolution"] / 1e9 == pytest.approx(140.99, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["moewirnet-tiny", "restormer-tiny"])
+def test_zero_init_output_starts_at_identity_and_still_learns(name):
+    model = moewir.create_model(name, zero_init_output=True)
+    x = torch.rand(1, 3, 20, 28)
+    torch.testing.assert_close(model(x), x)
+    loss = (model(x) - x.flip(-1)).abs().mean()
+    loss.backward()
+    assert model.output.weight.grad.abs().sum() > 0  # the zero conv gets a gradient, so training moves off
+    with torch.no_grad():
+        model.output.weight -= 0.1 * model.output.weight.grad
+    assert not torch.allclose(model(x), x)

@@ -38,6 +38,9 @@ class MoEWIRNetConfig:
     bias: bool = False
     in_channels: int = 3
     out_channels: int = 3
+    #: Zero-initialise the output conv so the untrained network is the identity ``I_hat = I``
+    #: (not in the paper; helps small training budgets, see docs/architecture.md).
+    zero_init_output: bool = False
     #: Apply the paper's per-pixel ``Linear`` before the split conv. Two stacked linear maps
     #: equal one, so ``False`` drops it (an ablation; saves ``C^2`` MACs per pixel per block).
     input_linear: bool = True
@@ -143,7 +146,7 @@ class MoEWIRNet(EncoderDecoder):
             return MoEBlock(dim, heads, config, stage, shift)
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
-                         config.heads, config.in_channels, config.out_channels)
+                         config.heads, config.in_channels, config.out_channels, config.zero_init_output)
         self.config = config
 
 

@@ -29,6 +29,7 @@ class RestormerConfig:
     bias: bool = False
     in_channels: int = 3
     out_channels: int = 3
+    zero_init_output: bool = False  # start as the identity (see MoEWIRNetConfig)
 
 
 class RestormerBlock(nn.Module):
@@ -50,7 +51,7 @@ class Restormer(EncoderDecoder):
             return RestormerBlock(dim, heads, config.ffn_expansion, config.bias)
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
-                         config.heads, config.in_channels, config.out_channels)
+                         config.heads, config.in_channels, config.out_channels, config.zero_init_output)
         self.config = config
 
 

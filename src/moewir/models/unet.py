@@ -36,7 +36,7 @@ _MULTIPLE = 2 ** (_LEVELS - 1)
 class EncoderDecoder(nn.Module):
     def __init__(self, make_block: BlockFactory, dim: int, num_blocks: Sequence[int],
                  num_refinement_blocks: int, heads: Sequence[int], in_channels: int = 3,
-                 out_channels: int = 3):
+                 out_channels: int = 3, zero_init_output: bool = False):
         super().__init__()
         if len(num_blocks) != _LEVELS or len(heads) != _LEVELS:
             raise ValueError(f"num_blocks and heads need {_LEVELS} entries (one per level), "
@@ -64,6 +64,8 @@ class EncoderDecoder(nn.Module):
             for lvl in dec_levels)
         self.refinement = level(2 * dim, num_refinement_blocks, heads[0], "refinement")
         self.output = nn.Conv2d(2 * dim, out_channels, 3, padding=1, bias=False)
+        if zero_init_output:  # H_refine starts at 0: the untrained network returns its input
+            nn.init.zeros_(self.output.weight)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4:
