@@ -239,3 +239,17 @@ def test_cli_refuses_to_overwrite_its_input(weights, tmp_path, capsys):
 def test_cli_setup_errors_are_one_line(tmp_path, capsys):
     assert main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--weights", str(tmp_path / "no.safetensors")]) == 2
     assert capsys.readouterr().err.strip().endswith("no.safetensors: no such weights file")
+
+
+def test_demo_restores_the_bundled_samples_into_one_sheet(weights, tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--weights", str(weights), "--device", "cpu"]) == 0
+    written = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    samples = ["haze_bridge.jpg", "nightrain_bridge.jpg", "rain_dragonfly.jpg", "raindrop_bridge.jpg",
+               "snow_dragonfly.jpg"]
+    assert written == sorted(samples + ["before_after.png"])
+    for name in samples:
+        assert read_image(tmp_path / "demo" / name).shape[:2] == \
+            read_image(Path(moewir.__file__).parent / "samples" / name).shape[:2]
+    sheet = Image.open(tmp_path / "demo" / "before_after.png")
+    assert sheet.width == 2 * 400 + 4 and sheet.height > 5 * 225  # five rows of two 400-px panels
+    assert "| rain_dragonfly.jpg | 512x384 |" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..data.io import atomic_file, to_uint8
 
-__all__ = ["choose_inset", "comparison_sheet", "save_sheet"]
+__all__ = ["choose_inset", "comparison_sheet", "stack_sheets", "save_sheet"]
 
 _BOX = (230, 40, 40)
 _LABEL_HEIGHT = 22
@@ -73,6 +73,17 @@ def comparison_sheet(panels: Sequence[tuple[str, np.ndarray]], inset: tuple[int,
     for i, tile in enumerate(tiles):
         sheet.paste(tile, (i * (tile.width + gap), 0))
     return sheet
+
+
+def stack_sheets(sheets: Sequence[Image.Image], gap: int = 8) -> Image.Image:
+    """Sheets one above the other (left-aligned, white between)."""
+    grid = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets) + gap * (len(sheets) - 1)),
+                     "white")
+    y = 0
+    for sheet in sheets:
+        grid.paste(sheet, (0, y))
+        y += sheet.height + gap
+    return grid
 
 
 def save_sheet(path: str | Path, sheet: Image.Image) -> None:
