@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/moewir profile --model moewirnet
+	$(BIN)/moewir demo -o demo_out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
