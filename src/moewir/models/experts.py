@@ -170,7 +170,9 @@ class FrequencyExpert(nn.Module):
         patches = rearrange(qk, "b c (nh p1) (nw p2) -> b c nh nw p1 p2", p1=p, p2=p)
         if patches.dtype not in (torch.float32, torch.float64):
             patches = patches.float()
-        q_fft, k_fft = torch.fft.rfft2(patches).chunk(2, dim=1)
+        # Split Q and K before the transform (the same numbers as splitting the spectra): ONNX
+        # export has no split of complex tensors.
+        q_fft, k_fft = (torch.fft.rfft2(t) for t in patches.chunk(2, dim=1))
         corr = torch.fft.irfft2(q_fft * k_fft.conj(), s=(p, p))
         space = rearrange(corr, "b c nh nw p1 p2 -> b c (nh p1) (nw p2)")[..., :h, :w]
         return self.dconv(self.norm(space.to(v.dtype)) * v)
