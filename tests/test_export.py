@@ -42,7 +42,7 @@ RUN_SHAPE = (2, 3, 61, 100)  # another size and batch; neither side a multiple o
 ATOL = 1e-4
 
 # Run in a child process: load the weights, export with the API (without onnxscript's graph
-# optimiser, a third of this network's export time; the CLI export below runs it).
+# optimiser, a quarter of this network's export time; the CLI export below runs it).
 _CHILD_EXPORT = """
 import sys
 from moewir.inference import load

@@ -46,7 +46,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--atol", type=float, default=1e-3,
                    help="largest absolute difference --check accepts (default 1e-3)")
     p.add_argument("--no-optimize", action="store_true",
-                   help="skip onnxscript's graph optimiser: a faster export, a larger file")
+                   help="skip onnxscript's graph optimiser: a much faster export (moewirnet: 2.5 instead of 12 "
+                        "minutes), a model that runs a little slower")
     p.set_defaults(run=run)
 
 

@@ -154,7 +154,8 @@ def onnx_model_bytes(network: nn.Module, opset: int = DEFAULT_OPSET,
     ``example_size`` only shapes the example input the graph is traced with; the graph accepts
     any ``B x 3 x H x W`` with ``H, W >= 5``. ``metadata`` is stored in the model's
     ``metadata_props`` next to the model name and config. ``optimize`` runs onnxscript's graph
-    optimiser (constant folding, fusions): a smaller file, at the price of a slower export.
+    optimiser (constant folding, fusions): the model runs a little faster in onnxruntime (7% for
+    moewirnet-tiny), but the export takes much longer (moewirnet: 12 minutes instead of 2.5).
     """
     require_onnx()
     if not (hasattr(torch.export, "Dim") and hasattr(getattr(torch, "compiler", None), "is_exporting")):
@@ -165,7 +166,8 @@ def onnx_model_bytes(network: nn.Module, opset: int = DEFAULT_OPSET,
                          f"(default {DEFAULT_OPSET})")
     h, w = _size_pair(example_size, "example size", MIN_EXAMPLE_SIZE)
     device = next(network.parameters(), torch.empty(0)).device
-    example = torch.rand(_EXAMPLE_BATCH, 3, h, w, device=device)
+    # (Its values do not matter; a private generator leaves the global random state alone.)
+    example = torch.rand(_EXAMPLE_BATCH, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     with _eval_mode(network), _quiet_exporter(), _fast_tracing():
         try:
             program = torch.onnx.export(
@@ -176,6 +178,11 @@ def onnx_model_bytes(network: nn.Module, opset: int = DEFAULT_OPSET,
         except Exception as exc:  # the exporter raises many error types, with pages of detail
             name = getattr(network, "model_name", type(network).__name__)
             raise OnnxExportError(f"ONNX export of {name} failed: {_one_line(exc)}") from exc
+    # Drop the exporter's per-node debugging annotations (Python stack traces with this machine's
+    # file paths, FX node names, module scopes): nothing a runtime reads, and without the
+    # optimiser half of moewirnet-tiny's file (14.5 MB -> 7.2 MB).
+    for node in [*proto.graph.node, *(n for f in proto.functions for n in f.node)]:
+        del node.metadata_props[:]
     # The output has the input's shape; name its axes like the input's (the exporter writes the
     # crop's symbolic expressions, e.g. ``Min(height, 8*((height + 7)//8))``).
     for value in proto.graph.output:
