@@ -85,6 +85,9 @@ def test_restore_pil_images_keep_mode_and_alpha():
     np.testing.assert_array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
     np.testing.assert_array_equal(np.asarray(out)[..., :3], 255 - np.asarray(rgba)[..., :3])
     assert r.restore(Image.new("L", (5, 4), 10)).mode == "RGB"
+    deep = np.array([[0, 1000, 30000], [40000, 65000, 65535]], dtype=np.uint16)  # 16-bit grey keeps its levels
+    out16 = np.asarray(r.restore(Image.fromarray(deep)))
+    np.testing.assert_array_equal(out16[..., 0], np.round((1 - deep / 65535) * 255).astype(np.uint8))
 
 
 def test_restore_rejects_unsupported_arrays():

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .png16 import read_png16
 
 __all__ = ["ImageReadError", "read_image", "write_image", "atomic_file", "to_uint8", "IMAGE_EXTENSIONS",
-           "DEFAULT_MAX_PIXELS", "is_image_file"]
+           "DEFAULT_MAX_PIXELS", "is_image_file", "pil_to_rgb"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Decompression-bomb guard: images above this many pixels are refused (about 16k x 12k).
@@ -44,8 +44,9 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Float32 RGB in [0, 1] from any Pillow mode."""
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """Float32 ``H x W x 3`` RGB in [0, 1] from any Pillow mode (16-bit grey keeps its precision;
+    alpha is dropped)."""
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         gray = np.asarray(img, dtype=np.uint16).astype(np.float32) / 65535.0
@@ -98,7 +99,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                         return np.ascontiguousarray(orient(deep))
                 img = ImageOps.exif_transpose(img)
                 img.load()
-                return _to_rgb_array(img)
+                return pil_to_rgb(img)
     except ImageReadError:
         raise
     except UnidentifiedImageError:

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..data.io import pil_to_rgb
 from ..devices import resolve_device
 from ..models import create_model, list_models
 from ..training.checkpoint import load_weights, read_metadata
@@ -106,8 +107,7 @@ class Restorer:
 
     def _restore_pil(self, image: Image.Image) -> Image.Image:
         alpha = image.getchannel("A") if "A" in image.getbands() else None
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        out = Image.fromarray(np.round(self.restore(rgb) * 255.0).astype(np.uint8))
+        out = Image.fromarray(np.round(self.restore(pil_to_rgb(image)) * 255.0).astype(np.uint8))
         if alpha is not None:
             out.putalpha(alpha)
         return out
