@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..inference.export import DEFAULT_OPSET, MIN_EXAMPLE_SIZE, MIN_OPSET
 from ..models import list_models
 
 HELP = "export a network to ONNX (dynamic batch, height and width)"
-#: Kept in step with ``moewir.inference.export`` (not imported here: the CLI starts without it).
-_DEFAULT_OPSET, _MIN_OPSET, _MIN_EXAMPLE_SIZE = 20, 18, 72
 
 
 def _dimension(text: str) -> int:
@@ -35,10 +34,10 @@ def add_parser(subparsers) -> None:
                         "the export, not to restore photos); with --weights: only needed for files "
                         f"without moewir metadata. One of: {', '.join(list_models())}")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
-    p.add_argument("--opset", type=int, default=_DEFAULT_OPSET,
-                   help=f"ONNX opset, {_MIN_OPSET} or newer (default {_DEFAULT_OPSET})")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
     p.add_argument("--size", type=_dimension, nargs=2, default=(256, 256), metavar=("H", "W"),
-                   help=f"size of the example input the graph is traced with, at least {_MIN_EXAMPLE_SIZE}; "
+                   help=f"size of the example input the graph is traced with, at least {MIN_EXAMPLE_SIZE}; "
                         "the exported graph accepts any size from 5x5 on (default 256 256)")
     p.add_argument("--check", action="store_true",
                    help="before writing, run the model with onnxruntime at another, non-multiple-of-8 "

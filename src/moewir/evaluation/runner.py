@@ -67,9 +67,9 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
 
 
-def _score(metric: Metric, output: np.ndarray, target: np.ndarray, pair: Pair) -> float:
+def _score(metric: Metric, output: torch.Tensor, target: torch.Tensor, pair: Pair) -> float:
     try:
-        return metric.fn(_tensor(output), _tensor(target))
+        return metric.fn(output, target)
     except ValueError as exc:  # e.g. an image too small for NIQE's 96x96 blocks
         raise ValueError(f"{pair.input}: {metric.name}: {exc}") from None
 
@@ -93,10 +93,11 @@ def evaluate(models: dict[str, Restore], tasks: dict[str, Sequence[Pair]], metri
                 if inp.shape != tgt.shape:
                     raise ValueError(f"{pair.input}: input is {inp.shape[1]}x{inp.shape[0]} but its target "
                                      f"{pair.target} is {tgt.shape[1]}x{tgt.shape[0]}")
-                outputs = {}
+                outputs, tgt_tensor = {}, _tensor(tgt)
                 for label, restore in models.items():
                     out = outputs[label] = restore(inp)
-                    scores = {m.name: _score(m, out, tgt, pair) for m in metrics}
+                    out_tensor = _tensor(out)
+                    scores = {m.name: _score(m, out_tensor, tgt_tensor, pair) for m in metrics}
                     rows.append({"model": label, "task": task, "image": pair.name, **scores})
                     if save_images:
                         write_image(Path(save_images) / label / task / f"{pair.name}.png", out)
