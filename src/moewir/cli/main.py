@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from .. import __version__
-from . import ablate, demo, evaluate, export, profile, restore, synth, train
+from . import ablate, demo, distill, evaluate, export, profile, restore, synth, train
 
 #: Sub-command modules; each provides ``add_parser(subparsers)`` and sets ``run``.
-COMMANDS = (demo, profile, synth, train, ablate, evaluate, restore, export)
+COMMANDS = (demo, profile, synth, train, ablate, evaluate, restore, export, distill)
 
 
 def build_parser() -> argparse.ArgumentParser:

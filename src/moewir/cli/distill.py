@@ -1,0 +1,120 @@
+"""``moewir distill index|run``: UniRain's retrieval-augmented training-data distillation."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from ..data.io import atomic_file
+
+HELP = "select realistic, clean training pairs by retrieval against real rainy references (UniRain)"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("distill", help=HELP, description=HELP + "; see docs/distill.md.")
+    sub = p.add_subparsers(title="steps", metavar="STEP", required=True)
+
+    i = sub.add_parser("index", help="build or update the database of real rainy reference images",
+                       description="Describe every image under the reference folders (caption, visual feature, "
+                                   "thumbnail) into DB; only new or changed files are described again.")
+    i.add_argument("--references", nargs="+", required=True, metavar="DIR", help="folders (recursive) or image files")
+    i.add_argument("--db", required=True, metavar="DB", help="database folder (created if missing)")
+    i.add_argument("--describer", default="builtin",
+                   help="builtin (default, no weights) or clip:<folder with local CLIP weights>")
+    i.add_argument("--workers", type=int, default=0, help="worker processes (default: 0, in-process)")
+    i.add_argument("--no-progress", action="store_true")
+    i.set_defaults(run=run_index)
+
+    r = sub.add_parser("run", help="judge candidate pairs and write the distilled dataset",
+                       description="Stream the candidate datasets through pair checks, hierarchical retrieval "
+                                   "and a judge; resumable. Writes kept.csv, rejected.csv, train.csv, lists/, "
+                                   "dataset/ and report.md/json into OUT.")
+    r.add_argument("--candidates", nargs="+", required=True, metavar="DATASET",
+                   help="datasets in any layout moewir reads (NAME=PATH to name one)")
+    r.add_argument("--db", required=True, metavar="DB", help="reference database from `moewir distill index`")
+    r.add_argument("--out", required=True, metavar="DIR", help="output folder (resumes when it holds a run)")
+    r.add_argument("--config", metavar="YAML", help="settings file like configs/distill.yml (default: the built-in defaults, "
+                        "which are that file's values)")
+    r.add_argument("--judge", choices=("builtin", "http"), help="override judge.name")
+    r.add_argument("--k1", type=int)
+    r.add_argument("--k2", type=int)
+    r.add_argument("--k3", type=int)
+    r.add_argument("--workers", type=int)
+    r.add_argument("--split", default="train", help="split of WeatherBench-layout datasets (default: train)")
+    r.add_argument("--materialize", choices=("link", "copy", "none"))
+    r.add_argument("--limit", type=int, metavar="N", help="only the first N candidates")
+    r.add_argument("--json", metavar="FILE", help="also write the report here")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(run=run_distill)
+
+
+def _logging() -> None:
+    logging.basicConfig(format="moewir: %(message)s", level=logging.WARNING, stream=sys.stderr)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from ..distill.database import ReferenceDB, reference_files
+
+    _logging()
+    total = len(reference_files(args.references))
+    with tqdm(total=total, desc="index", unit="img", disable=args.no_progress, dynamic_ncols=True) as bar:
+        report = ReferenceDB(args.db).index(args.references, args.describer, args.workers, progress=bar.update)
+    for path, problem in report.failed:
+        print(f"moewir: error: {path}: {problem}", file=sys.stderr)
+    print(f"\n{args.db}: {report.total} references "
+          f"({report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+          f"{report.removed} removed, {len(report.failed)} unreadable)")
+    return 1 if report.failed else 0
+
+
+def settings_from(config: dict, args: argparse.Namespace):
+    """DistillSettings from a config dict (configs/distill.yml's shape) and command-line overrides."""
+    from ..distill.pipeline import DistillSettings
+
+    known = {"retrieval", "judge", "pair_checks", "workers", "chunk", "materialize"}
+    unknown = set(config) - known
+    if unknown:
+        raise ValueError(f"distill config: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    retrieval, judge = config.get("retrieval", {}), dict(config.get("judge", {}))
+    s = DistillSettings(k1=retrieval.get("k1", 200), k2=retrieval.get("k2", 20), k3=retrieval.get("k3", 5),
+                        judge=judge.get("name", "builtin"), min_realism=judge.get("min_realism", 0.05),
+                        realism_sample=judge.get("realism_sample", 2000), pair_checks=config.get("pair_checks", {}),
+                        http=judge.get("http", {}), workers=config.get("workers", 0), chunk=config.get("chunk", 128),
+                        materialize=config.get("materialize", "link"), split=args.split)
+    for name in ("judge", "k1", "k2", "k3", "workers", "materialize"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(s, name, value)
+    return s
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    from ..distill.pipeline import candidates, run_distill as run
+
+    _logging()
+    config = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ValueError(f"{path}: config file not found")
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    settings = settings_from(config, args)
+    total = len(candidates(args.candidates, settings.split))
+    if args.limit is not None:
+        total = min(total, args.limit)
+    with tqdm(total=total, desc="distill", unit="pair", disable=args.no_progress, dynamic_ncols=True) as bar:
+        report = run(args.candidates, args.db, args.out, settings, progress=bar.update, limit=args.limit)
+    print()
+    print((Path(args.out) / "report.md").read_text())
+    if args.json:
+        with atomic_file(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0

@@ -1,0 +1,112 @@
+"""Per-file work, in worker processes: describe references, and analyse candidate pairs.
+
+Every function here reads its images itself and returns either a result or a one-line
+problem string (``"not an image"``, ...), so that one bad file never stops a run.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..data.io import ImageReadError, read_image
+from .features import BuiltinDescriber, Describer, thumbnail
+from .pairs import pair_statistics
+
+__all__ = ["DescribeJob", "PairJob", "Described", "PairAnalysis", "make_describer", "describe_files",
+           "analyze_pairs"]
+
+
+def make_describer(spec: str) -> Describer:
+    """``builtin``, or ``clip:<local folder>`` (needs ``transformers`` and weights on disk)."""
+    if spec == "builtin":
+        return BuiltinDescriber()
+    if spec.startswith("clip:"):
+        from .clip import ClipDescriber
+        return ClipDescriber(spec[len("clip:"):])
+    raise ValueError(f"unknown describer {spec!r}; use 'builtin' or 'clip:<folder with CLIP weights>'")
+
+
+@dataclass(frozen=True)
+class DescribeJob:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class PairJob:
+    index: int
+    input: str
+    target: str
+
+
+@dataclass
+class Described:
+    caption: str
+    rain_type: str
+    visual: np.ndarray
+    thumb: np.ndarray
+
+
+@dataclass
+class PairAnalysis:
+    query: Described  # the degraded input, described like a reference
+    stats: dict       # pair_statistics
+
+
+_describer: Describer | None = None
+
+
+def _init(spec: str) -> None:
+    global _describer
+    torch.set_num_threads(1)
+    _describer = make_describer(spec)
+
+
+def _describe(image: np.ndarray) -> Described:
+    d = _describer.describe(image)
+    return Described(d.caption, d.rain_type, d.visual, thumbnail(image))
+
+
+def _describe_job(job: DescribeJob) -> tuple[DescribeJob, Described | str]:
+    try:
+        return job, _describe(read_image(job.path))
+    except ImageReadError as exc:
+        return job, exc.problem
+    except (OSError, ValueError, RuntimeError) as exc:
+        return job, f"{type(exc).__name__}: {exc}"
+
+
+def _analyze_job(job: PairJob) -> tuple[PairJob, PairAnalysis | str]:
+    try:
+        inp, tgt = read_image(job.input), read_image(job.target)
+        return job, PairAnalysis(_describe(inp), pair_statistics(inp, tgt))
+    except ImageReadError as exc:
+        return job, f"{exc.path}: {exc.problem}"
+    except (OSError, ValueError, RuntimeError) as exc:
+        return job, f"{type(exc).__name__}: {exc}"
+
+
+def _map(fn, jobs: list, spec: str, workers: int) -> Iterator:
+    """``fn`` over ``jobs`` in order, in-process or in a pool of ``workers`` processes."""
+    if workers <= 0 or len(jobs) <= 1:
+        global _describer
+        _describer = make_describer(spec)
+        yield from map(fn, jobs)
+        return
+    with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(spec,)) as pool:
+        yield from pool.imap(fn, jobs, chunksize=4)
+
+
+def describe_files(jobs: Iterable[DescribeJob], spec: str, workers: int = 0
+                   ) -> Iterator[tuple[DescribeJob, Described | str]]:
+    return _map(_describe_job, list(jobs), spec, workers)
+
+
+def analyze_pairs(jobs: Iterable[PairJob], spec: str, workers: int = 0
+                  ) -> Iterator[tuple[PairJob, PairAnalysis | str]]:
+    return _map(_analyze_job, list(jobs), spec, workers)
