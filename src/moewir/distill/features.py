@@ -42,11 +42,13 @@ import torch.nn.functional as F
 from ..synth.filters import line_kernel
 
 __all__ = ["Description", "Describer", "BuiltinDescriber", "thumbnail", "embed_captions", "CAPTION_THRESHOLDS",
-           "RAIN_TYPES", "THUMB_SIZE", "CAPTION_DIM", "working_copy", "luma", "white_tophat", "line_energy",
+           "RAIN_TYPES", "RAIN_TYPE_NAMES", "THUMB_SIZE", "CAPTION_DIM", "working_copy", "luma", "white_tophat", "line_energy",
            "rain_type_of_caption"]
 
 #: UniRain's four rain types: day/night x streak/drop.
 RAIN_TYPES = ("drs", "drd", "nrs", "nrd")
+RAIN_TYPE_NAMES = {"drs": "daytime rain streaks", "drd": "daytime raindrops",
+                   "nrs": "nighttime rain streaks", "nrd": "nighttime raindrops"}
 THUMB_SIZE = 64
 CAPTION_DIM = 256
 WORK_SIDE = 320

@@ -35,14 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from ..data.io import read_image, to_uint8
+from .features import RAIN_TYPE_NAMES
 from .judges import Query, Verdict
 
-__all__ = ["HttpJudge", "parse_answer", "DEFAULT_PROMPT", "RAIN_TYPE_NAMES"]
+__all__ = ["HttpJudge", "parse_answer", "DEFAULT_PROMPT"]
 
 log = logging.getLogger("moewir.distill")
-
-RAIN_TYPE_NAMES = {"drs": "daytime rain streaks", "drd": "daytime raindrops",
-                   "nrs": "nighttime rain streaks", "nrd": "nighttime raindrops"}
 
 DEFAULT_PROMPT = (
     "You are checking synthetic training data for image deraining ({rain_type_name}).\n"

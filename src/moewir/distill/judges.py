@@ -13,7 +13,7 @@ A judge takes a batch of :class:`Query` and returns one :class:`Verdict` per que
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -34,7 +34,6 @@ class Query:
     references: list[str]    # paths of S(q), best first
     visual: np.ndarray       # visual cosine to each reference
     ssim: np.ndarray         # thumbnail SSIM to each reference
-    reference_captions: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -288,7 +288,7 @@ def _decide_chunk(chunk: list[tuple[Candidate, PairAnalysis | str]], db: LoadedD
         found = retrieve(db, embed_captions([a.query.caption for _, _, a in passing]), visual,
                          np.stack([a.query.thumb for _, _, a in passing]), settings.k1, settings.k2, settings.k3)
         queries = [Query(c.index, c.input, c.target, t, a.query.caption, [db.paths[j] for j in found.indices[i]],
-                         found.visual[i], found.ssim[i], [db.captions[j] for j in found.indices[i]])
+                         found.visual[i], found.ssim[i])
                    for i, (c, t, a) in enumerate(passing)]
         for (c, t, a), q, v in zip(passing, queries, judge.judge(queries)):
             decided[c.index] = _decision(c, t, [] if v.keep else [v.reason], v.score, v.detail, a, q.references)
