@@ -348,3 +348,27 @@ def test_non_rain_tasks_and_untyped_lists(world, tmp_path, photos):
     kept = _rows(out / "kept.csv")
     guess = BuiltinDescriber().describe(read_image(src / "input" / "p0_0.png")).rain_type
     assert [r["type"] for r in kept] == [guess] and guess[0] == "n"  # the describer's guess; night
+
+
+def test_unified_deraining_trains_and_evaluates_on_the_distilled_four_types(world, tmp_path, capsys):
+    """configs/unirain_rain4.yml (asymmetric MoE, unirain weighting) reads the distilled
+    dataset/ folder; `moewir eval` reports the four rain types."""
+    out = tmp_path / "distilled"
+    run_distill([str(world["good"])], world["db"], out, _settings(min_realism=0.0))
+    sets = ["datasets.train.patch_size=32", "datasets.train.workers=0", "datasets.val.center_crop=64",
+            "datasets.val.max_per_task=1", "schedule.iterations=4", "val.every=4", "log.every=2",
+            "log.checkpoint_every=4", "train.amp=none", "model.name=moewirnet-tiny", "model.dim=12",
+            "weighting.warmup=2", "weighting.window=2", "device=cpu", "log.tensorboard=false",
+            f"datasets.train.root={out / 'dataset'}", f"datasets.val.root={world['good']}",
+            f"experiments_root={tmp_path / 'exp'}"]
+    args = ["train", str(ROOT / "configs" / "unirain_rain4.yml"), "--no-progress"]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    weights = sorted((tmp_path / "exp" / "unirain_rain4" / "checkpoints").glob("net_ema_*.safetensors"))[-1]
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(weights), "--data", str(world["good"]), "--input-baseline",
+                 "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    for task in ("rain", "raindrop", "nightrain", "nightraindrop"):
+        assert f"| {task} |" in table
