@@ -21,19 +21,10 @@ import numpy as np
 from moewir.data.io import read_image
 from moewir.distill.features import BuiltinDescriber
 from moewir.distill.pairs import PAIR_THRESHOLDS, pair_statistics
-from moewir.synth.build import clean_photos, default_photos
+from moewir.synth.build import clean_photos, default_photos, fit_longer_side
 from moewir.synth.tasks import synthesize
 
 TYPES = {"drs": "rain", "drd": "raindrop", "nrs": "nightrain", "nrd": "nightraindrop"}
-
-
-def fit(image: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-    h, w = image.shape[:2]
-    scale = min(1.0, side / max(h, w))
-    img = Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((round(w * scale), round(h * scale)),
-                                                                       Image.Resampling.LANCZOS)
-    return np.asarray(img, np.float32) / 255.0
 
 
 def main() -> int:
@@ -45,7 +36,7 @@ def main() -> int:
     args = ap.parse_args()
     paths = default_photos() + (clean_photos(args.photos) if args.photos else [])
     paths = paths[: args.limit]
-    photos = [fit(read_image(p), args.size) for p in paths]
+    photos = [fit_longer_side(read_image(p), args.size) for p in paths]
     describer = BuiltinDescriber()
     print(f"{len(photos)} photos at <= {args.size} px, {args.per_photo} samples per photo and type\n")
     print("| type | statistic | good: p50 / p95 / max | planted: min / p5 / p50 | threshold | recall | false rejections |")

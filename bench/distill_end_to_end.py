@@ -25,19 +25,10 @@ import numpy as np
 from moewir.data.io import read_image, write_image
 from moewir.distill.database import ReferenceDB
 from moewir.distill.pipeline import DistillSettings, run_distill
-from moewir.synth.build import clean_photos, default_photos
+from moewir.synth.build import clean_photos, default_photos, fit_longer_side
 from moewir.synth.tasks import synthesize
 
 TYPES = {"drs": "rain", "drd": "raindrop", "nrs": "nightrain", "nrd": "nightraindrop"}
-
-
-def fit(image: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-    h, w = image.shape[:2]
-    scale = min(1.0, side / max(h, w))
-    img = Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((round(w * scale), round(h * scale)),
-                                                                       Image.Resampling.LANCZOS)
-    return np.asarray(img, np.float32) / 255.0
 
 
 def main() -> int:
@@ -48,7 +39,7 @@ def main() -> int:
     ap.add_argument("--keep", help="build the corpus here and keep it (default: a temporary folder)")
     args = ap.parse_args()
     paths = default_photos() + (clean_photos(args.photos) if args.photos else [])
-    photos = [fit(read_image(p), args.size) for p in paths]
+    photos = [fit_longer_side(read_image(p), args.size) for p in paths]
     half = len(photos) // 2
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)

@@ -7,7 +7,7 @@ import pytest
 from moewir.cli.main import main
 from moewir.data import discover, read_image
 from moewir.synth import TASKS, synthesize
-from moewir.synth.build import _fit, default_photos, load_depth
+from moewir.synth.build import fit_longer_side, default_photos, load_depth
 from moewir.synth.weather import haze, veil
 
 
@@ -35,7 +35,7 @@ def test_same_seed_same_output_and_values_in_range(task):
 @pytest.fixture(scope="module")
 def real_photos():
     """The embedded photos, downscaled to 128 px (the generators' behaviour on real content)."""
-    return [_fit(read_image(p), 128) for p in default_photos()]
+    return [fit_longer_side(read_image(p), 128) for p in default_photos()]
 
 
 @pytest.mark.parametrize("task", list(TASKS))

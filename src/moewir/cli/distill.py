@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from ..data.io import atomic_file
@@ -72,41 +71,19 @@ def run_index(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def settings_from(config: dict, args: argparse.Namespace):
-    """DistillSettings from a config dict (configs/distill.yml's shape) and command-line overrides."""
-    from ..distill.pipeline import DistillSettings
-
-    known = {"retrieval", "judge", "pair_checks", "workers", "chunk", "materialize"}
-    unknown = set(config) - known
-    if unknown:
-        raise ValueError(f"distill config: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    retrieval, judge = config.get("retrieval", {}), dict(config.get("judge", {}))
-    s = DistillSettings(k1=retrieval.get("k1", 200), k2=retrieval.get("k2", 20), k3=retrieval.get("k3", 5),
-                        judge=judge.get("name", "builtin"), min_realism=judge.get("min_realism", 0.05),
-                        realism_sample=judge.get("realism_sample", 2000), pair_checks=config.get("pair_checks", {}),
-                        http=judge.get("http", {}), workers=config.get("workers", 0), chunk=config.get("chunk", 128),
-                        materialize=config.get("materialize", "link"), split=args.split)
-    for name in ("judge", "k1", "k2", "k3", "workers", "materialize"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(s, name, value)
-    return s
-
-
 def run_distill(args: argparse.Namespace) -> int:
-    from ..distill.pipeline import candidates, run_distill as run
+    from ..distill.pipeline import DistillSettings, candidates, run_distill as run
+    from ..training.config import read_yaml_mapping
 
     _logging()
-    config = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ValueError(f"{path}: config file not found")
-        try:
-            config = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    settings = settings_from(config, args)
+    config = read_yaml_mapping(args.config) if args.config else {}
+    try:
+        settings = DistillSettings.from_config(config, split=args.split)
+    except ValueError as exc:
+        raise ValueError(f"{args.config}: {exc}") from None
+    for name in ("judge", "k1", "k2", "k3", "workers", "materialize"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     total = len(candidates(args.candidates, settings.split))
     if args.limit is not None:
         total = min(total, args.limit)

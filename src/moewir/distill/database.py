@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..data.io import atomic_file, is_image_file
+from ..data.io import IMAGE_EXTENSIONS, atomic_file, is_image_file
 from .analysis import DescribeJob, describe_files
 from .features import THUMB_SIZE, embed_captions
 
@@ -50,7 +50,7 @@ def reference_files(folders: Iterable[str | Path]) -> list[Path]:
         p = Path(item)
         if p.is_file():
             if not is_image_file(p):
-                raise DatabaseError(f"{p}: not an image file ({', '.join(('png', 'jpg', '...'))})")
+                raise DatabaseError(f"{p}: not an image file (expected {', '.join(IMAGE_EXTENSIONS)})")
             files.add(p.resolve())
         elif p.is_dir():
             files.update(f.resolve() for f in p.rglob("*") if f.is_file() and is_image_file(f))
@@ -81,7 +81,8 @@ class ReferenceDB:
 
     def index(self, folders: Iterable[str | Path], describer: str = "builtin", workers: int = 0,
               progress: Callable[[int], None] | None = None, batch: int = 64) -> IndexReport:
-        """Add the images under ``folders``; only new or changed files are described."""
+        """Add the images under ``folders``; only new or changed files are described, and rows
+        of files that no longer exist are dropped (rows from other folders stay)."""
         files = reference_files(folders)
         report = IndexReport()
         con = self._connect()
@@ -100,11 +101,7 @@ class ReferenceDB:
                     report.unchanged += 1
                 else:
                     todo.append(DescribeJob(str(f), st.st_size, st.st_mtime_ns))
-            indexed = {str(f) for f in files}
-            # A reference folder given again without some of its files: those rows go.
-            roots = [str(Path(f).resolve()) for f in folders]
-            gone = [p for p in known if p not in indexed and any(p.startswith(r + os.sep) or p == r for r in roots)]
-            gone += [p for p in known if not Path(p).is_file() and p not in gone]
+            gone = [p for p in known if not Path(p).is_file()]  # deleted since the last index
             con.executemany("DELETE FROM refs WHERE path = ?", [(p,) for p in gone])
             report.removed = len(gone)
             pending = 0

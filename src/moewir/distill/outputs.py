@@ -43,12 +43,12 @@ __all__ = ["write_outputs", "find_duplicates"]
 HIST_BINS = 10
 
 
-def find_duplicates(kept: list[dict], max_bits: int, min_correlation: float) -> dict[str, str]:
-    """``{candidate key: input of the earlier pair it duplicates}`` among ``kept`` (in order)."""
+def find_duplicates(kept: list[dict], max_bits: int, min_correlation: float) -> dict[int, int]:
+    """``{i: j}``: ``kept[i]`` duplicates the earlier ``kept[j]`` (decisions in candidate order)."""
     buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
     hashes = [(int(d["stats"]["input_dhash"], 16), int(d["stats"]["target_dhash"], 16)) for d in kept]
 
-    out: dict[str, str] = {}
+    out: dict[int, int] = {}
     for i, (hi, ht) in enumerate(hashes):
         bands = [(b, (ht >> (16 * b)) & 0xFFFF) for b in range(4)]
         seen = {j for band in bands for j in buckets.get(band, ())}
@@ -56,7 +56,7 @@ def find_duplicates(kept: list[dict], max_bits: int, min_correlation: float) -> 
             if (hamming(ht, hashes[j][1]) <= max_bits and hamming(hi, hashes[j][0]) <= max_bits
                     and residual_correlation(kept[i]["stats"]["residual_grid"],
                                              kept[j]["stats"]["residual_grid"]) > min_correlation):
-                out[kept[i]["input"] + "\n" + kept[i]["target"]] = kept[j]["input"]
+                out[i] = j
                 break
         else:
             for band in bands:
@@ -106,13 +106,10 @@ def write_outputs(out: Path, all_candidates: list, decisions: dict[str, dict], s
     ordered = [decisions[c.key] for c in all_candidates if c.key in decisions]
     judged = [d for d in ordered if not d["reasons"]]
     thresholds = {**PAIR_THRESHOLDS, **settings.pair_checks}
-    duplicates = find_duplicates(judged, thresholds["dup_bits"], thresholds["dup_residual"])
-    kept, rejected = [], []
-    for d in ordered:
-        key = d["input"] + "\n" + d["target"]
-        if key in duplicates:
-            d = {**d, "reasons": ["duplicate"], "detail": f"duplicate of {duplicates[key]}"}
-        (rejected if d["reasons"] else kept).append(d)
+    for i, j in find_duplicates(judged, thresholds["dup_bits"], thresholds["dup_residual"]).items():
+        judged[i].update(reasons=["duplicate"], detail=f"duplicate of {judged[j]['input']}")
+    kept = [d for d in ordered if not d["reasons"]]
+    rejected = [d for d in ordered if d["reasons"]]
 
     def score(d: dict) -> str:
         return "" if d["score"] is None else f"{d['score']:.4f}"

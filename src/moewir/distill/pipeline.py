@@ -65,12 +65,36 @@ class DistillSettings:
     split: str = "train"
     materialize: str = "link"                         # dataset/ folders: link, copy or none
 
+    @classmethod
+    def from_config(cls, config: dict, **extra) -> "DistillSettings":
+        """From a mapping shaped like ``configs/distill.yml``; missing values are the defaults."""
+        known = {"retrieval", "judge", "pair_checks", "workers", "chunk", "materialize"}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        retrieval, judge = dict(config.get("retrieval") or {}), dict(config.get("judge") or {})
+        unknown = set(retrieval) - {"k1", "k2", "k3"} | set(judge) - {"name", "min_realism", "realism_sample", "http"}
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} under retrieval/judge")
+        values = {**retrieval, **{k: v for k, v in judge.items() if k not in ("name",)}, **extra}
+        if "name" in judge:
+            values["judge"] = judge["name"]
+        for key in ("pair_checks", "workers", "chunk", "materialize"):
+            if key in config:
+                values[key] = config[key]
+        return cls(**values)
+
     def fingerprint(self, db: LoadedDB) -> str:
         """What the decisions depend on (not workers / chunk, and never an API key)."""
         decisive = {k: v for k, v in asdict(self).items() if k not in ("workers", "chunk", "materialize")}
         decisive["http"] = {k: v for k, v in self.http.items() if "key" not in k.lower()}
         decisive["db"] = [db.describer, len(db), hashlib.sha1("\n".join(db.paths).encode()).hexdigest()]
         return hashlib.sha1(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def pair_key(input_path: str, target_path: str) -> str:
+    """A candidate's identity in the decisions log."""
+    return input_path + "\n" + target_path
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,7 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return self.input + "\n" + self.target
+        return pair_key(self.input, self.target)
 
 
 def _source_names(datasets: list[str]) -> list[tuple[str, Path]]:
@@ -170,7 +194,7 @@ def read_decisions(path: Path) -> dict[str, dict]:
                 d = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            out[d["input"] + "\n" + d["target"]] = d
+            out[pair_key(d["input"], d["target"])] = d
     return out
 
 

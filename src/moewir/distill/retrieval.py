@@ -72,9 +72,8 @@ def retrieve(db: LoadedDB, captions: np.ndarray, visual: np.ndarray, thumbs: np.
         key = np.round(cap.astype(np.float64), 5) + (vis.astype(np.float64) + 1.0) * 2e-6
         stage1 = _top(key, k1)                                        # caption
         stage2 = np.take_along_axis(stage1, _top(np.take_along_axis(vis, stage1, 1), k2), 1)  # visual
-        ref_thumbs = np.asarray(db.thumbs[np.sort(np.unique(stage2))])
-        lookup = {row: i for i, row in enumerate(np.sort(np.unique(stage2)))}
-        gathered = ref_thumbs[np.vectorize(lookup.get)(stage2)]
+        rows = np.unique(stage2)  # sorted: one read of each needed thumbnail
+        gathered = np.asarray(db.thumbs[rows])[np.searchsorted(rows, stage2)]
         s = ssim_thumbs(np.broadcast_to(thumbs[sl][:, None], gathered.shape), gathered)
         pick = _top(s, k3)                                      # structural similarity
         idx = np.take_along_axis(stage2, pick, 1)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..data.io import atomic_file, is_image_file, read_image, to_uint8, write_image
 from .tasks import TASKS, synthesize, task_seed
 
-__all__ = ["default_photos", "build_dataset", "Job", "load_depth", "depth_maps"]
+__all__ = ["default_photos", "build_dataset", "Job", "load_depth", "depth_maps", "fit_longer_side"]
 
 
 def default_photos() -> list[Path]:
@@ -57,7 +57,7 @@ def _resize_to(image: np.ndarray, size: tuple[int, int], lanczos: bool = False) 
     return np.clip(np.stack(channels, axis=2), 0.0, 1.0)
 
 
-def _fit(image: np.ndarray, max_side: int | None) -> np.ndarray:
+def fit_longer_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Downscale so the longer side is at most ``max_side``."""
     h, w = image.shape[:2]
     if not max_side or max(h, w) <= max_side:
@@ -94,7 +94,7 @@ def depth_maps(folder: str | Path, photos: list[Path]) -> dict[Path, Path]:
 
 
 def _run(job: Job) -> list[dict]:
-    clean = _fit(read_image(job.photo), job.max_side)
+    clean = fit_longer_side(read_image(job.photo), job.max_side)
     depth = load_depth(job.depth, clean.shape[:2], job.depth_inverse) if job.depth else None
     results = []
     for task, k in job.samples:

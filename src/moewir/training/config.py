@@ -83,8 +83,8 @@ def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
     return config
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
-    """Read ``path`` over :data:`DEFAULTS`, then apply ``overrides``."""
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file's top-level mapping (empty file: ``{}``); one-line errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such config file")
@@ -94,6 +94,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a mapping of sections")
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
+    """Read ``path`` over :data:`DEFAULTS`, then apply ``overrides``."""
+    path = Path(path)
+    data = read_yaml_mapping(path)
     try:
         config = apply_overrides(_merge(DEFAULTS, data), overrides or {})
     except ValueError as exc:
