@@ -304,6 +304,8 @@ def test_cli_index_and_run_with_config(world, tmp_path, capsys):
     from moewir.distill.pairs import PAIR_THRESHOLDS
     from_file, defaults = DistillSettings.from_config(config), DistillSettings()
     assert from_file.pair_checks == PAIR_THRESHOLDS
+    from moewir.distill.http_judge import DEFAULT_PROMPT
+    assert from_file.http["prompt"].rstrip("\n") == DEFAULT_PROMPT
     from_file.pair_checks, from_file.http = {}, {}
     assert from_file == defaults
     db = tmp_path / "db"
@@ -368,3 +370,15 @@ def test_unified_deraining_trains_and_evaluates_on_the_distilled_four_types(worl
     table = capsys.readouterr().out
     for task in ("rain", "raindrop", "nightrain", "nightraindrop"):
         assert f"| {task} |" in table
+
+
+def test_worker_processes_give_the_same_decisions(world, tmp_path):
+    from moewir.distill.judges import reference_realism
+    db = ReferenceDB(world["db"]).load()
+    s = _settings(materialize="none")
+    judge = BuiltinJudge(reference_realism(db, s.k1, s.k2, s.k3), s.min_realism)
+    run_distill([str(world["good"])], world["db"], tmp_path / "serial", s, judge=judge)
+    s.workers = 2
+    run_distill([str(world["good"])], world["db"], tmp_path / "pool", s, judge=judge)
+    for name in ("kept.csv", "rejected.csv"):
+        assert (tmp_path / "serial" / name).read_text() == (tmp_path / "pool" / name).read_text()

@@ -264,3 +264,46 @@ def test_parse_answer(text, expected):
 def test_bad_options(options, message):
     with pytest.raises(ValueError, match=message):
         HttpJudge(**options)
+
+
+def test_distill_run_with_the_http_judge(stub, tmp_path, capsys):
+    """`moewir distill run --judge http` end to end: the model's True/Fake decide, a malformed
+    answer is counted as judge-error (never a crash), and a key in the config is refused."""
+    import yaml
+    from moewir.cli.main import main
+    from moewir.synth.build import default_photos
+    from moewir.synth.tasks import synthesize
+    from moewir.data.io import read_image
+
+    photo = read_image(default_photos()[0])[::4, ::4]
+    for k in range(6):
+        write_image(tmp_path / "refs" / f"r{k}.png", synthesize(photo[:, ::-1], "rain", 50 + k, 0.6)[0])
+    for k in range(3):
+        inp, tgt = synthesize(photo, "rain", k, 0.6)[:2]
+        write_image(tmp_path / "cands" / "drs" / "input" / f"{k}.png", inp)
+        write_image(tmp_path / "cands" / "drs" / "target" / f"{k}.png", tgt)
+
+    def reply(body):
+        assert "daytime rain streaks" in body["messages"][0]["content"][0]["text"]
+        with stub.lock:
+            n = len(stub.requests)
+        return chat(["True score: 0.9", "Fake", "maybe"][(n - 1) % 3])
+    stub.reply = reply
+    config = tmp_path / "http.yml"
+    config.write_text(yaml.safe_dump({"retrieval": {"k1": 4, "k2": 3, "k3": 2}, "chunk": 8,
+                                      "judge": {"name": "builtin", "http": {
+                                          "url": stub.url, "model": "test-vlm", "retries": 0, "concurrency": 1}}}))
+    assert main(["distill", "index", "--references", str(tmp_path / "refs"), "--db", str(tmp_path / "db"),
+                 "--no-progress"]) == 0
+    code = main(["distill", "run", "--candidates", str(tmp_path / "cands"), "--db", str(tmp_path / "db"),
+                 "--out", str(tmp_path / "out"), "--config", str(config), "--judge", "http", "--no-progress"])
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["judge"] == "http" and len(stub.requests) == 3
+    assert report["kept"] == 1 and report["by_reason"] == {"judge-fake": 1, "judge-error": 1}
+    # a key in the config file is refused with a one-line error, before any request
+    config.write_text(config.read_text().replace("retries: 0", "retries: 0\n    api_key: sekret"))
+    capsys.readouterr()
+    assert main(["distill", "run", "--candidates", str(tmp_path / "cands"), "--db", str(tmp_path / "db"),
+                 "--out", str(tmp_path / "out2"), "--config", str(config), "--judge", "http", "--no-progress"]) == 2
+    assert "no api_key in config files" in capsys.readouterr().err and len(stub.requests) == 3

@@ -91,15 +91,18 @@ def _analyze_job(job: PairJob) -> tuple[PairJob, PairAnalysis | str]:
         return job, f"{type(exc).__name__}: {exc}"
 
 
-def _map(fn, jobs: list, spec: str, workers: int) -> Iterator:
-    """``fn`` over ``jobs`` in order, in-process or in a pool of ``workers`` processes."""
+def _map(fn, jobs: list, spec: str, workers: int, window: int = 1024) -> Iterator:
+    """``fn`` over ``jobs`` in order, in-process or in a pool of ``workers`` processes. The pool
+    gets ``window`` jobs at a time, so a slow consumer (an HTTP judge) never has more than that
+    many finished analyses waiting in memory."""
     if workers <= 0 or len(jobs) <= 1:
         global _describer
         _describer = make_describer(spec)
         yield from map(fn, jobs)
         return
     with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(spec,)) as pool:
-        yield from pool.imap(fn, jobs, chunksize=4)
+        for start in range(0, len(jobs), window):
+            yield from pool.imap(fn, jobs[start:start + window], chunksize=4)
 
 
 def describe_files(jobs: Iterable[DescribeJob], spec: str, workers: int = 0

@@ -216,7 +216,16 @@ def _make_judge(settings: DistillSettings, db: LoadedDB) -> Judge:
         scores = reference_realism(db, settings.k1, settings.k2, settings.k3, settings.realism_sample)
         return BuiltinJudge(scores, settings.min_realism)
     if settings.judge == "http":
+        import inspect
+
         from .http_judge import HttpJudge
+        known = [p for p in inspect.signature(HttpJudge).parameters]
+        unknown = sorted(set(settings.http) - set(known))
+        if "api_key" in unknown:
+            raise ValueError("judge.http: no api_key in config files; put the key in the environment variable "
+                             "named by api_key_env (default MOEWIR_JUDGE_API_KEY)")
+        if unknown:
+            raise ValueError(f"judge.http: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
         return HttpJudge(**settings.http)
     raise ValueError(f"unknown judge {settings.judge!r}; use builtin or http")
 
