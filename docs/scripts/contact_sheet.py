@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from moewir.data import read_image, write_image
 from moewir.synth import TASKS, default_photos, synthesize
-from moewir.synth.build import _resize
+from moewir.synth.build import fit_longer_side
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--out", default="docs/images/synth_contact_sheet.jpg")
@@ -24,7 +24,7 @@ for i, photo in enumerate(default_photos()):
     clean = read_image(photo)
     h, w = clean.shape[:2]
     s = min(h, w)
-    clean = _resize(clean[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], cell)
+    clean = fit_longer_side(clean[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], cell)
     tiles = [clean]
     for task in tasks:
         degraded, target, _ = synthesize(clean, task, np.random.default_rng([0, i]), 0.7)
