@@ -32,7 +32,7 @@ def _label(v: float) -> str:
 def line_plot(path: str | Path, curves: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str,
               title: str, size: tuple[int, int] = (900, 520), log_x: bool = False) -> None:
     width, height = size
-    left, top, bottom = 70, 60, 60
+    left, top, bottom = 70, 70, 60
     right = min(200, width // 4)
     font = ImageFont.load_default()
     img = Image.new("RGB", size, "white")
@@ -58,7 +58,7 @@ def line_plot(path: str | Path, curves: dict[str, list[tuple[float, float]]], xl
         draw.line([left, py, width - right, py], fill=(230, 230, 230))
         draw.text((left - 45, py - 6), _label(t), fill="black", font=font)
     draw.text((left + (width - left - right) // 2 - 30, height - 25), xlabel, fill="black", font=font)
-    draw.text((10, top - 20), ylabel, fill="black", font=font)
+    draw.text((10, top - 16), ylabel, fill="black", font=font)
     for i, line in enumerate(title.split("\n")[:2]):
         draw.text((10, 8 + 14 * i), line, fill="black", font=font)
     for i, (name, curve) in enumerate(curves.items()):

@@ -10,7 +10,7 @@ allocated before it (``moewir.profiling.peak_memory_bytes``: CUDA's allocator pe
 peak of live tensor storage on a CPU). Untiled passes are run only up to ``--untiled-max``
 pixels on a side (attention memory grows fast), and peak memory (a second pass) only up to
 ``--peak-max`` megapixels: a tiled pass holds one tile's activations plus the output. Writes ``docs/images/restore_scaling.png``
-(seconds against megapixels, log x axis).
+(seconds per megapixel against megapixels, log x axis).
 """
 from __future__ import annotations
 
@@ -42,6 +42,29 @@ class Tiled(nn.Module):
         return tiled_forward(self.model, x, self.tile, self.overlap)
 
 
+HEADER = ("| model | size | MP | tiled s | s/MP | tiled peak MB | untiled s | untiled peak MB |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|")
+
+
+def table_row(row: dict) -> str:
+    def cell(key: str, fmt: str) -> str:
+        return format(row[key], fmt) if key in row else "-"
+    return (f"| {row['model']} | {row['width']}x{row['height']} | {row['megapixels']:.2f} | {row['tiled_seconds']:.2f} | "
+            f"{row['tiled_seconds'] / row['megapixels']:.2f} | {cell('tiled_peak_mb', '.0f')} | "
+            f"{cell('untiled_seconds', '.2f')} | {cell('untiled_peak_mb', '.0f')} |")
+
+
+def plot(path: str, rows: list[dict], machine: str, tile: int, overlap: int) -> None:
+    curves: dict[str, list] = {}
+    for row in rows:
+        curves.setdefault(f"{row['model']} (tiled)", []).append(
+            (row["megapixels"], row["tiled_seconds"] / row["megapixels"]))
+    line_plot(path, curves, "megapixels (log)", "seconds per megapixel",
+              f"Restore time against image size, tiles {tile} px, overlap {overlap}, float32, one pass\n{machine}",
+              log_x=True)
+    print(f"\nplot: {path}")
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -59,14 +82,24 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--plot", default=str(ROOT / "docs" / "images" / "restore_scaling.png"))
+    ap.add_argument("--from-json", nargs="+", metavar="FILE",
+                    help="measure nothing: tabulate and plot the --json files of earlier runs together")
     args = ap.parse_args()
+    if args.from_json:
+        runs = [json.loads(Path(f).read_text()) for f in args.from_json]
+        print(f"{'; '.join(sorted({r['machine'] for r in runs}))}; tile {runs[0]['tile']}, overlap {runs[0]['overlap']}\n")
+        print(HEADER)
+        rows = [row for r in runs for row in r["rows"]]
+        for row in rows:
+            print(table_row(row))
+        plot(args.plot, rows, runs[0]["machine"], runs[0]["tile"], runs[0]["overlap"])
+        return 0
     device = resolve_device(args.device)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
     print(f"{where}, torch {torch.__version__}; tile {args.tile}, overlap {args.overlap}, float32\n")
-    print("| model | size | MP | tiled s | s/MP | tiled peak MB | untiled s | untiled peak MB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    rows, curves = [], {}
+    print(HEADER)
+    rows = []
     for name in args.models:
         model = moewir.create_model(name).eval().to(device)
         with torch.no_grad():
@@ -87,18 +120,11 @@ def main() -> int:
                 if row["megapixels"] <= args.peak_max:
                     row[f"{mode}_peak_mb"] = peak_memory_bytes(runner, x) / 2 ** 20
             rows.append(row)
-            curves.setdefault(f"{name} (tile {args.tile})", []).append((row["megapixels"], row["tiled_seconds"]))
-            def cell(key: str, fmt: str) -> str:
-                return format(row[key], fmt) if key in row else "-"
-            print(f"| {name} | {w}x{h} | {row['megapixels']:.2f} | {row['tiled_seconds']:.2f} | "
-                  f"{row['tiled_seconds'] / row['megapixels']:.2f} | {cell('tiled_peak_mb', '.0f')} | "
-                  f"{cell('untiled_seconds', '.2f')} | {cell('untiled_peak_mb', '.0f')} |", flush=True)
-    line_plot(args.plot, curves, "megapixels (log)", "seconds per image",
-              f"Restore time against image size, tiled {args.tile}/{args.overlap}, float32\n{where}, "
-              f"torch {torch.__version__}", log_x=True)
-    print(f"\nplot: {args.plot}")
+            print(table_row(row), flush=True)
+    plot(args.plot, rows, f"{where}, torch {torch.__version__}", args.tile, args.overlap)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": where, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"machine": f"{where}, torch {torch.__version__}", "tile": args.tile,
+                                               "overlap": args.overlap, "rows": rows}, indent=1))
     return 0
 
 
