@@ -220,3 +220,17 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, dataset):
     config = _config(tmp_path, dataset, "amp_fp16", **{"train.amp": "fp16"})
     assert Trainer(config, progress=False).amp is None  # fp16 needs CUDA: float32, said in the log
     assert "not available on cpu" in (tmp_path / "experiments" / "amp_fp16" / "train.log").read_text()
+
+
+def test_exponent_numbers_and_number_types(tmp_path, dataset):
+    """PyYAML alone reads ``5e-4`` as a string (YAML 1.1); configs and --set read it as 0.0005,
+    and a non-number where a number belongs is a one-line error, not a torch traceback."""
+    from moewir.cli.options import parse_overrides
+    assert parse_overrides(["optim.lr=5e-4", "x=1e3", "name=run1e3"]) == {"optim.lr": 0.0005, "x": 1000.0,
+                                                                         "name": "run1e3"}
+    cfg = tmp_path / "e.yml"
+    cfg.write_text(f"datasets: {{train: {{root: {dataset}}}}}\noptim: {{lr: 5e-4}}\nschedule: {{min_lr: 1e-7}}\n")
+    config = load_config(cfg)
+    assert config["optim"]["lr"] == 0.0005 and config["schedule"]["min_lr"] == 1e-7
+    with pytest.raises(ValueError, match="'optim.lr' must be a number, got 'fast'"):
+        load_config(cfg, {"optim.lr": "fast"})

@@ -6,11 +6,13 @@ from typing import Any
 
 import yaml
 
+from ..training.config import load_yaml
+
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["dim=24", "num_blocks=[1,1,1,2]"]`` -> ``{"dim": 24, "num_blocks": [1, 1, 1, 2]}``.
 
-    Values are read as YAML, so numbers, booleans, lists and strings all work.
+    Values are read as YAML, so numbers (``5e-4`` too), booleans, lists and strings all work.
     """
     overrides: dict[str, Any] = {}
     for item in items or []:
@@ -18,7 +20,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
+            overrides[key.strip()] = load_yaml(value)
         except yaml.YAMLError as exc:
             raise ValueError(f"--set {key}: cannot read value {value!r}: {exc.problem}") from None
     return overrides

@@ -8,12 +8,28 @@ when the model / strategy is built.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["DEFAULTS", "load_config", "apply_overrides"]
+__all__ = ["DEFAULTS", "load_config", "apply_overrides", "load_yaml", "read_yaml_mapping"]
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``5e-4`` and ``1e3`` are strings; read them as the numbers
+    YAML 1.2 (and everyone writing a learning rate) means."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 floats (``5e-4`` is a number)."""
+    return yaml.load(text, Loader=_Loader)
 
 #: Sections whose contents are options of something chosen by name (checked by its builder).
 OPEN_SECTIONS = ("model", "weighting")
@@ -69,6 +85,9 @@ def _merge(base: dict, update: dict, path: str = "") -> dict:
                 raise ValueError(f"config key {where!r} must be a mapping, got {value!r}")
             out[key] = _merge(base[key], value, f"{where}.")
         else:
+            default = base.get(key)
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, (str, bool)):
+                raise ValueError(f"config key {where!r} must be a number, got {value!r}")
             out[key] = copy.deepcopy(value)
     return out
 
@@ -89,7 +108,7 @@ def read_yaml_mapping(path: str | Path) -> dict:
     if not path.is_file():
         raise ValueError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
