@@ -100,16 +100,17 @@ def test_ssim_thumbs_matches_scikit_image():
 
 def test_dhash_and_hamming_by_hand():
     # Columns increase left to right: every horizontal difference is positive, all 64 bits set.
-    ramp = np.tile(np.linspace(0, 1, 90, dtype=np.float32), (80, 1))
-    assert dhash(np.repeat(ramp[..., None], 3, 2)) == 2 ** 64 - 1
-    assert dhash(np.repeat(ramp[:, ::-1, None], 3, 2)) == 0
+    import torch
+    ramp = torch.linspace(0, 1, 90).repeat(80, 1)
+    assert dhash(ramp) == 2 ** 64 - 1
+    assert dhash(ramp.flip(1)) == 0
     assert hamming(0b1011, 0b0001) == 2
 
 
 @pytest.mark.parametrize("shift", [(0, 0), (3, -2), (-5, 4)])
 def test_alignment_finds_a_known_shift(photos, shift):
     import torch
-    from moewir.distill.features import luma
+    from moewir.synth.filters import luma
     y = torch.from_numpy(np.ascontiguousarray(luma(photos[0])))
     dy, dx, ncc = alignment(y, torch.roll(y, shift, (0, 1)))
     assert (round(dy), round(dx)) == shift
@@ -210,6 +211,17 @@ def test_pair_checks_pass_good_pairs_and_catch_planted_bad_ones(world):
     assert _recall(found, world["planted"], "misaligned") == 1.0
     assert _recall(found, world["planted"], "clean-input") == 1.0
     assert _recall(found, world["planted"], "rainy-target") >= 0.75
+
+
+def test_pair_thresholds_merge_per_type_and_refuse_unknown_names():
+    from moewir.distill.pairs import PAIR_THRESHOLDS, pair_thresholds
+    th = pair_thresholds({"max_rain_left": {"drs": 0.9}, "max_psnr": 50.0})
+    assert th["max_rain_left"] == {**PAIR_THRESHOLDS["max_rain_left"], "drs": 0.9} and th["max_psnr"] == 50.0
+    assert PAIR_THRESHOLDS["max_rain_left"]["drs"] == 0.8  # the defaults are not touched
+    with pytest.raises(ValueError, match="unknown threshold 'max_shfit'"):
+        DistillSettings.from_config({"pair_checks": {"max_shfit": 2}})
+    with pytest.raises(ValueError, match="pair_checks.max_rain_left"):
+        pair_thresholds({"max_rain_left": {"xyz": 1.0}})
 
 
 def _settings(**kw) -> DistillSettings:

@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
 
 from ..data.io import atomic_file
 
@@ -57,12 +56,10 @@ def _logging() -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from ..distill.database import ReferenceDB, reference_files
+    from ..distill.database import ReferenceDB
 
     _logging()
-    total = len(reference_files(args.references))
-    with tqdm(total=total, desc="index", unit="img", disable=args.no_progress, dynamic_ncols=True) as bar:
-        report = ReferenceDB(args.db).index(args.references, args.describer, args.workers, progress=bar.update)
+    report = ReferenceDB(args.db).index(args.references, args.describer, args.workers, progress=not args.no_progress)
     for path, problem in report.failed:
         print(f"moewir: error: {path}: {problem}", file=sys.stderr)
     print(f"\n{args.db}: {report.total} references "
@@ -72,7 +69,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from ..distill.pipeline import DistillSettings, candidates, run_distill as run
+    from ..distill.pipeline import DistillSettings, run_distill as run
     from ..training.config import read_yaml_mapping
 
     _logging()
@@ -84,11 +81,7 @@ def run_distill(args: argparse.Namespace) -> int:
     for name in ("judge", "k1", "k2", "k3", "workers", "materialize"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    total = len(candidates(args.candidates, settings.split))
-    if args.limit is not None:
-        total = min(total, args.limit)
-    with tqdm(total=total, desc="distill", unit="pair", disable=args.no_progress, dynamic_ncols=True) as bar:
-        report = run(args.candidates, args.db, args.out, settings, progress=bar.update, limit=args.limit)
+    report = run(args.candidates, args.db, args.out, settings, progress=not args.no_progress, limit=args.limit)
     print()
     print((Path(args.out) / "report.md").read_text())
     if args.json:

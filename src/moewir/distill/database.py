@@ -18,9 +18,10 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from ..data.io import IMAGE_EXTENSIONS, atomic_file, is_image_file
 from .analysis import DescribeJob, describe_files
@@ -80,7 +81,7 @@ class ReferenceDB:
         return con
 
     def index(self, folders: Iterable[str | Path], describer: str = "builtin", workers: int = 0,
-              progress: Callable[[int], None] | None = None, batch: int = 64) -> IndexReport:
+              progress: bool = False, batch: int = 64) -> IndexReport:
         """Add the images under ``folders``; only new or changed files are described, and rows
         of files that no longer exist are dropped (rows from other folders stay)."""
         files = reference_files(folders)
@@ -105,7 +106,9 @@ class ReferenceDB:
             con.executemany("DELETE FROM refs WHERE path = ?", [(p,) for p in gone])
             report.removed = len(gone)
             pending = 0
-            for job, result in describe_files(todo, describer, workers):
+            described = describe_files(todo, describer, workers)
+            for job, result in tqdm(described, total=len(todo), desc="index", unit="img", disable=not progress,
+                                    dynamic_ncols=True):
                 if isinstance(result, str):
                     report.failed.append((job.path, result))
                 else:
@@ -120,8 +123,6 @@ class ReferenceDB:
                     if pending >= batch:
                         con.commit()
                         pending = 0
-                if progress:
-                    progress(1)
             con.commit()
             report.total = con.execute("SELECT COUNT(*) FROM refs").fetchone()[0]
             self._export(con, describer)

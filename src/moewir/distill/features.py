@@ -82,11 +82,9 @@ class Describer(Protocol):
     def describe(self, image: np.ndarray) -> Description: ...
 
 
-def luma(image: np.ndarray | torch.Tensor):
-    """BT.601 luma of an ``... x 3`` (numpy) or ``3 x H x W`` (torch) RGB image."""
-    if isinstance(image, torch.Tensor):
-        return 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
-    return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of a ``3 x H x W`` RGB tensor (numpy images: ``moewir.synth.filters.luma``)."""
+    return 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
 
 
 def working_copy(image: np.ndarray, side: int = WORK_SIDE) -> torch.Tensor:

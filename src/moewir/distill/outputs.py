@@ -36,7 +36,7 @@ import numpy as np
 from ..data.io import atomic_file
 from ..data.layouts import UNIRAIN
 from .features import RAIN_TYPES
-from .pairs import PAIR_THRESHOLDS, hamming, residual_correlation
+from .pairs import hamming, residual_correlation
 
 __all__ = ["write_outputs", "find_duplicates"]
 
@@ -105,7 +105,7 @@ def write_outputs(out: Path, all_candidates: list, decisions: dict[str, dict], s
     """Everything in the module docstring."""
     ordered = [decisions[c.key] for c in all_candidates if c.key in decisions]
     judged = [d for d in ordered if not d["reasons"]]
-    thresholds = {**PAIR_THRESHOLDS, **settings.pair_checks}
+    thresholds = settings.thresholds
     for i, j in find_duplicates(judged, thresholds["dup_bits"], thresholds["dup_residual"]).items():
         judged[i].update(reasons=["duplicate"], detail=f"duplicate of {judged[j]['input']}")
     kept = [d for d in ordered if not d["reasons"]]

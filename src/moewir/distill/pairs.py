@@ -25,9 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..synth.filters import luma as rgb_luma
 from .features import line_energy, luma, white_tophat, working_copy
 
-__all__ = ["pair_statistics", "pair_problems", "dhash", "hamming", "residual_correlation", "PAIR_THRESHOLDS"]
+__all__ = ["pair_statistics", "pair_problems", "dhash", "hamming", "residual_correlation", "PAIR_THRESHOLDS",
+           "pair_thresholds"]
 
 PAIR_THRESHOLDS = {
     "max_shift": 1.0,        # working-copy pixels (768-px longer side)
@@ -80,13 +82,13 @@ def alignment(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, float]:
 
 
 def _psnr_y(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((luma(a) - luma(b)) ** 2))
+    mse = float(np.mean((rgb_luma(a) - rgb_luma(b)) ** 2))
     return 10 * np.log10(1.0 / mse) if mse > 1e-12 else 100.0
 
 
-def dhash(image: np.ndarray | torch.Tensor) -> int:
-    """64-bit difference hash: signs of horizontal differences of a 9 x 8 grey thumbnail."""
-    y = luma(working_copy(image) if isinstance(image, np.ndarray) else image)
+def dhash(y: torch.Tensor) -> int:
+    """64-bit difference hash of a grey ``H x W`` image: signs of the horizontal differences of
+    its 9 x 8 thumbnail."""
     t = F.interpolate(y[None, None], size=(8, 9), mode="bilinear", antialias=True, align_corners=False)[0, 0]
     bits = (t[:, 1:] > t[:, :-1]).flatten().tolist()
     return sum(1 << i for i, bit in enumerate(bits) if bit)
@@ -114,9 +116,8 @@ def pair_statistics(inp: np.ndarray, tgt: np.ndarray) -> dict:
     # Where the degradation is: |input - target| averaged on an 8 x 8 grid (duplicate check).
     grid = F.adaptive_avg_pool2d(diff.abs()[None, None], (8, 8)).flatten()
     stats["residual_grid"] = [round(float(v), 5) for v in grid]
-    wi, wt = working_copy(inp), working_copy(tgt)
-    stats["input_dhash"] = f"{dhash(wi):016x}"
-    stats["target_dhash"] = f"{dhash(wt):016x}"
+    stats["input_dhash"] = f"{dhash(a):016x}"
+    stats["target_dhash"] = f"{dhash(b):016x}"
     return stats
 
 
@@ -129,10 +130,27 @@ def residual_correlation(a: list[float], b: list[float]) -> float:
     return float(x @ y / denom)
 
 
+def pair_thresholds(overrides: dict | None = None) -> dict:
+    """PAIR_THRESHOLDS with ``overrides`` (the config's ``pair_checks``); a per-type threshold
+    may be overridden for some types only. Unknown names are an error."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in PAIR_THRESHOLDS.items()}
+    for key, value in (overrides or {}).items():
+        if key not in out:
+            raise ValueError(f"pair_checks: unknown threshold {key!r}; known: {', '.join(PAIR_THRESHOLDS)}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict) or set(value) - set(out[key]):
+                raise ValueError(f"pair_checks.{key}: expected a mapping of {', '.join(out[key])}, got {value!r}")
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
 def pair_problems(stats: dict, rain_type: str, thresholds: dict | None = None) -> list[str]:
     """The reasons (in a fixed order) for which this pair is rejected; empty when it passes.
-    Duplicates are found later, across pairs."""
-    th = {**PAIR_THRESHOLDS, **(thresholds or {})}
+    ``thresholds``: from :func:`pair_thresholds` (default PAIR_THRESHOLDS). Duplicates are
+    found later, across pairs."""
+    th = thresholds or PAIR_THRESHOLDS
     if stats["input_size"] != stats["target_size"]:
         return ["size-mismatch"]
     problems = []

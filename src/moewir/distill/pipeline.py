@@ -28,9 +28,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from ..data.io import atomic_file
 from ..data.layouts import UNIRAIN, discover
@@ -39,7 +40,7 @@ from .database import LoadedDB, ReferenceDB, standardize
 from .features import embed_captions
 from .judges import BuiltinJudge, Judge, Query, reference_realism
 from .outputs import write_outputs
-from .pairs import PAIR_THRESHOLDS, pair_problems
+from .pairs import pair_problems, pair_thresholds
 from .retrieval import retrieve
 
 __all__ = ["DistillSettings", "Candidate", "candidates", "run_distill", "TASK_TYPES"]
@@ -82,7 +83,13 @@ class DistillSettings:
         for key in ("pair_checks", "workers", "chunk", "materialize"):
             if key in config:
                 values[key] = config[key]
+        pair_thresholds(values.get("pair_checks"))  # unknown pair_checks fail here, before any work
         return cls(**values)
+
+    @property
+    def thresholds(self) -> dict:
+        """The pair-check thresholds: PAIR_THRESHOLDS with ``pair_checks`` applied."""
+        return pair_thresholds(self.pair_checks)
 
     def fingerprint(self, db: LoadedDB) -> str:
         """What the decisions depend on (not workers / chunk, and never an API key)."""
@@ -250,8 +257,7 @@ def _analyses(pending: list[Candidate], cache: AnalysisCache, describer: str, wo
 
 
 def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, settings: DistillSettings,
-                judge: Judge | None = None, progress: Callable[[int], None] | None = None,
-                limit: int | None = None) -> dict:
+                judge: Judge | None = None, progress: bool = False, limit: int | None = None) -> dict:
     """Decide every candidate (resuming), then write the outputs; returns the report dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,12 +280,10 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
                    "db": str(db_folder), "datasets": datasets}, f, indent=1)
     done = {k: d for k, d in read_decisions(decisions_file).items() if "judge-error" not in d["reasons"]}
     pending = [c for c in all_candidates if c.key not in done]
-    resumed = len(all_candidates) - len(pending)
-    if progress and resumed:
-        progress(resumed)
-
     judge = judge or _make_judge(settings, db)
     cache = AnalysisCache(out / "cache.sqlite", db.describer)
+    bar = tqdm(total=len(all_candidates), initial=len(all_candidates) - len(pending), desc="distill", unit="pair",
+               disable=not progress, dynamic_ncols=True)
     try:
         with open(decisions_file, "a") as log_file:
             def record(decisions: list[dict]) -> None:
@@ -288,8 +292,7 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
                 log_file.flush()
                 os.fsync(log_file.fileno())
                 cache.commit()
-                if progress:
-                    progress(len(decisions))
+                bar.update(len(decisions))
 
             record([_decision(c, "", ["not-rain"], None, f"task {c.task!r} is not a rain type")
                     for c in pending if c.rain_type == ""])
@@ -297,13 +300,14 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
             while chunk := list(islice(stream, settings.chunk)):
                 record(_decide_chunk(chunk, db, judge, settings))
     finally:
+        bar.close()
         cache.close()
     return write_outputs(out, all_candidates, read_decisions(decisions_file), settings, db, time.time() - started)
 
 
 def _decide_chunk(chunk: list[tuple[Candidate, PairAnalysis | str]], db: LoadedDB, judge: Judge,
                   settings: DistillSettings) -> list[dict]:
-    thresholds = {**PAIR_THRESHOLDS, **settings.pair_checks}
+    thresholds = settings.thresholds
     decided: dict[int, dict] = {}
     passing: list[tuple[Candidate, str, PairAnalysis]] = []
     for c, result in chunk:
