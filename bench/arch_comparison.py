@@ -1,103 +1,204 @@
-"""moewirnet vs Restormer at the same size and training budget, on the same synthesized data.
+"""Variants of the shipped-weights recipe trained with several seeds, compared with mean ± std.
 
-    python bench/arch_comparison.py [--models moewirnet-tiny restormer-tiny] [--iterations 1500]
-                                    [--data data/default] [--threads 1]
+    python bench/arch_comparison.py [--variants moewirnet-tiny restormer-tiny-matched]
+                                    [--seeds 0 1 2] [--iterations 1500] [--val-every 250]
+                                    [--jobs 2] [--tag arch] [--results NAME] [--set KEY=VALUE ...]
 
-Each model is trained with the shipped-weights recipe (``configs/default_weights.yml``: five
-tasks, 64-px patches, one per task per step, equal weighting, EMA) for the same number of
-iterations, as ``experiments/bench_arch_<model>``; a finished run is not trained again, an
-interrupted one resumes. The models train one after the other, each on ``--threads`` threads
-(``--parallel`` runs them at once). Then prints the held-out validation table (PSNR / SSIM on
-Y per task, mean, worst) at the last iteration and writes ``docs/images/arch_comparison.png``
-(mean validation PSNR against iteration).
+Each variant is ``configs/default_weights.yml`` (five tasks, 64-px patches, one per task per
+step, equal weighting, EMA, started as the identity) with the overrides in ``VARIANTS``; each
+(variant, seed) trains as ``experiments/bench_<tag>/<variant>_s<seed>`` in its own process on
+one thread (``--threads``), ``--jobs`` at a time. Finished runs are not trained again,
+interrupted ones resume. Validation (held-out photos, 6 x 256-px centre crops per task, PSNR /
+SSIM on Y) runs at iteration 0 (the identity, i.e. the unrestored input) and every
+``--val-every`` iterations. Prints per task mean ± std over seeds at the last iteration,
+writes ``bench/results/<results>.json`` (every run's curve) and ``docs/images/<results>.png``
+(mean validation PSNR against iteration over seeds, and mean + 1 std). Variants that share a
+tag share runs: ``moewirnet-tiny`` trained for the architecture comparison is the ``equal``
+row of the weighting comparison.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
 
-import moewir
 from plots import line_plot
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Variant name -> ``--set`` overrides of configs/default_weights.yml.
+VARIANTS: dict[str, list[str]] = {
+    "moewirnet-tiny": ["model.name=moewirnet-tiny"],
+    "moewirnet-tiny-literal": ["model.name=moewirnet-tiny", "model.block_form=literal"],
+    "moewirnet-tiny-postnorm": ["model.name=moewirnet-tiny", "model.block_form=postnorm"],
+    "moewirnet-tiny-layerscale": ["model.name=moewirnet-tiny", "model.block_form=layerscale"],
+    "restormer-tiny-matched": ["model.name=restormer-tiny-matched"],
+    "restormer-tiny": ["model.name=restormer-tiny"],
+    "moewirnet-tiny-ori": ["model.name=moewirnet-tiny", "weighting.name=ori"],
+    "moewirnet-tiny-ori-smoothed": ["model.name=moewirnet-tiny", "weighting.name=ori",
+                                    "weighting.smoothing=0.95"],
+}
+
+
+def run_dir(tag: str, variant: str, seed: int) -> Path:
+    return ROOT / "experiments" / f"bench_{tag}" / f"{variant}_s{seed}"
+
 
 def val_table(experiment: Path) -> dict[int, dict[str, tuple[float, float]]]:
     out: dict[int, dict[str, tuple[float, float]]] = {}
-    with open(experiment / "val_log.csv") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(int(row["iteration"]), {})[row["task"]] = (float(row["psnr"]), float(row["ssim"]))
+    path = experiment / "val_log.csv"
+    if path.is_file():
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                out.setdefault(int(row["iteration"]), {})[row["task"]] = (float(row["psnr"]), float(row["ssim"]))
     return out
 
 
-def train(model: str, iterations: int, data: str, threads: int) -> subprocess.Popen:
-    name = f"bench_arch_{model}"
-    done = ROOT / "experiments" / name / "val_log.csv"
-    if done.is_file() and max(val_table(done.parent), default=0) >= iterations:
+def command(tag: str, variant: str, seed: int, args: argparse.Namespace) -> list[str] | None:
+    """The ``moewir train`` command of one run, or ``None`` when it has finished."""
+    out = run_dir(tag, variant, seed)
+    if max(val_table(out), default=-1) >= args.iterations:
         return None
-    args = [sys.executable, "-m", "moewir.cli.main", "train", str(ROOT / "configs" / "default_weights.yml"),
-            "--no-progress", "--set", f"name={name}", "--set", f"model.name={model}",
-            "--set", f"schedule.iterations={iterations}", "--set", f"datasets.train.root={data}",
-            "--set", f"datasets.val.root={data}", "--set", "log.tensorboard=false"]
-    if (ROOT / "experiments" / name / "checkpoints").is_dir():
-        args.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    log = open(ROOT / "experiments" / f"{name}.out", "w")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    sets = VARIANTS[variant] + [
+        f"name={out.name}", f"experiments_root={out.parent}", f"seed={seed}",
+        f"schedule.iterations={args.iterations}", f"datasets.train.root={args.data}",
+        f"datasets.val.root={args.data}", f"val.every={args.val_every}", "val.at_start=true",
+        f"log.checkpoint_every={args.val_every}", "log.tensorboard=false"] + args.set
+    cmd = [sys.executable, "-m", "moewir.cli.main", "train", str(ROOT / "configs" / "default_weights.yml"),
+           "--no-progress"] + [x for s in sets for x in ("--set", s)]
+    return cmd + (["--resume"] if (out / "checkpoints").is_dir() else [])
+
+
+def train_all(runs: list[tuple[str, int]], args: argparse.Namespace) -> bool:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    pending = [(v, s, c) for v, s in runs if (c := command(args.tag, v, s, args))]
+    running: list[tuple[str, int, subprocess.Popen]] = []
+    ok = True
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            variant, seed, cmd = pending.pop(0)
+            out = run_dir(args.tag, variant, seed)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            log = open(out.parent / f"{out.name}.out", "a")
+            print(f"train {out.name}", flush=True)
+            running.append((variant, seed, subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
+                                                            stderr=subprocess.STDOUT)))
+        time.sleep(2)
+        for item in list(running):
+            variant, seed, proc = item
+            if proc.poll() is not None:
+                running.remove(item)
+                if proc.returncode:
+                    ok = False
+                    print(f"{variant} seed {seed}: training failed, see "
+                          f"{run_dir(args.tag, variant, seed)}.out", file=sys.stderr)
+    return ok
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(args: argparse.Namespace) -> dict:
+    """Per variant: final per-task PSNR/SSIM per seed, mean curve, minutes; plus the input row."""
+    result = {"machine": f"{platform.machine()} CPU, {args.threads} thread(s) per run, {args.jobs} runs at "
+                         f"once, torch {torch.__version__}",
+              "budget": f"{args.iterations} iterations x 5 tasks x one 64-px patch (configs/default_weights.yml)",
+              "overrides": args.set, "seeds": args.seeds, "variants": {}}
+    for variant in args.variants:
+        runs = {}
+        for seed in args.seeds:
+            out = run_dir(args.tag, variant, seed)
+            table = val_table(out)
+            with open(out / "train_log.csv") as f:
+                seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+            runs[seed] = {"curve": {str(it): row for it, row in sorted(table.items())}, "train_seconds": seconds}
+            if 0 in table:
+                result["input"] = table[0]  # the identity network returns its input
+        result["variants"][variant] = {"overrides": VARIANTS[variant], "runs": runs}
+    return result
+
+
+def report(result: dict, iterations: int) -> str:
+    first = next(iter(result["variants"].values()))["runs"]
+    tasks = sorted(next(iter(first.values()))["curve"][str(iterations)])
+    head = ("| variant | " + " | ".join(tasks) + " | mean PSNR | worst task | below input (tasks) | train min |\n"
+            "|---|" + "---:|" * (len(tasks) + 4))
+    lines = [head]
+    if "input" in result:
+        inp = result["input"]
+        means = [inp[t][0] for t in tasks]
+        lines.append("| input (no restoration) | " + " | ".join(f"{inp[t][0]:.2f}" for t in tasks)
+                     + f" | {statistics.fmean(means):.2f} | {min(means):.2f} | | |")
+    for variant, data in result["variants"].items():
+        finals = [run["curve"][str(iterations)] for run in data["runs"].values()]
+        cells = [mean_std([f[t][0] for f in finals]) for t in tasks]
+        mean = mean_std([statistics.fmean(f[t][0] for t in tasks) for f in finals])
+        worst = mean_std([min(f[t][0] for t in tasks) for f in finals])
+        below = "" if "input" not in result else \
+            f"{statistics.fmean(sum(f[t][0] < result['input'][t][0] for t in tasks) for f in finals):.1f}"
+        minutes = statistics.fmean(run["train_seconds"] for run in data["runs"].values()) / 60
+        lines.append(f"| {variant} | " + " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in cells)
+                     + f" | **{mean[0]:.2f} ± {mean[1]:.2f}** | {worst[0]:.2f} ± {worst[1]:.2f} | {below} | {minutes:.0f} |")
+    return "\n".join(lines)
+
+
+def curves(result: dict) -> tuple[dict, dict]:
+    """Mean validation PSNR against iteration per variant (mean over seeds), and mean ± std bands."""
+    lines, bands = {}, {}
+    for variant, data in result["variants"].items():
+        points: dict[int, list[float]] = {}
+        for run in data["runs"].values():
+            for it, row in run["curve"].items():
+                points.setdefault(int(it), []).append(statistics.fmean(v[0] for v in row.values()))
+        stats = [(it, *mean_std(v)) for it, v in sorted(points.items())]
+        lines[variant] = [(it, m) for it, m, _ in stats]
+        bands[variant] = [(it, m - s, m + s) for it, m, s in stats]
+    return lines, bands
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["moewirnet-tiny", "restormer-tiny"])
+    ap.add_argument("--variants", nargs="+", default=["moewirnet-tiny", "restormer-tiny-matched"],
+                    choices=sorted(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=1500)
+    ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--data", default="data/default")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--parallel", action="store_true", help="train the models at the same time")
-    ap.add_argument("--plot", default=str(ROOT / "docs" / "images" / "arch_comparison.png"))
+    ap.add_argument("--jobs", type=int, default=2, help="runs trained at the same time")
+    ap.add_argument("--tag", default="arch", help="names experiments/bench_TAG")
+    ap.add_argument("--results", metavar="NAME", help="bench/results/NAME.json and docs/images/NAME.png "
+                    "(default: the tag)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra override for every run (repeatable)")
+    ap.add_argument("--report-only", action="store_true", help="do not train; summarise what exists")
     args = ap.parse_args()
-    running = []
-    for model in args.models:
-        proc = train(model, args.iterations, args.data, args.threads)
-        if proc is not None:
-            running.append((model, proc))
-            if not args.parallel and proc.wait() != 0:
-                print(f"{model}: training failed, see experiments/bench_arch_{model}.out", file=sys.stderr)
-                return 1
-    for model, proc in running:
-        if proc.wait() != 0:
-            print(f"{model}: training failed, see experiments/bench_arch_{model}.out", file=sys.stderr)
-            return 1
-
-    machine = f"{platform.machine()} CPU, {args.threads} thread(s) per run, torch {torch.__version__}"
-    budget = f"{args.iterations} iterations x 5 tasks x one 64-px patch, equal weighting"
-    print(f"{machine}; {budget}; validation: held-out photos, 6 x 256-px centre crops per task, Y\n")
-    curves, tasks = {}, None
-    rows = []
-    for model in args.models:
-        experiment = ROOT / "experiments" / f"bench_arch_{model}"
-        table = val_table(experiment)
-        last = table[max(table)]
-        tasks = tasks or sorted(last)
-        psnr = [last[t][0] for t in tasks]
-        params = sum(p.numel() for p in moewir.create_model(model).parameters()) / 1e6
-        with open(experiment / "train_log.csv") as f:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
-        rows.append(f"| {model} | {params:.2f} | " + " | ".join(f"{last[t][0]:.2f} / {last[t][1]:.4f}" for t in tasks)
-                    + f" | {sum(psnr) / len(psnr):.2f} | {min(psnr):.2f} | {seconds / 60:.0f} |")
-        curves[model] = [(it, sum(v[0] for v in row.values()) / len(row)) for it, row in sorted(table.items())]
-    print("| model | params (M) | " + " | ".join(tasks) + " | mean PSNR | worst PSNR | train min |")
-    print("|---|---:|" + "---:|" * len(tasks) + "---:|---:|---:|")
-    print("\n".join(rows))
-    line_plot(args.plot, curves, "iteration", "mean validation PSNR (dB)",
-              f"moewirnet vs Restormer, same recipe: {budget}\n{machine}")
-    print(f"\nplot: {args.plot}")
+    runs = [(v, s) for s in args.seeds for v in args.variants]
+    if not args.report_only and not train_all(runs, args):
+        return 1
+    result = summarise(args)
+    results = ROOT / "bench" / "results" / f"{args.results or args.tag}.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=1))
+    print(f"{result['machine']}; {result['budget']}; overrides {args.set}; seeds {args.seeds}; "
+          f"validation: held-out photos, 6 x 256-px centre crops per task, PSNR on Y, mean ± std over seeds\n")
+    print(report(result, args.iterations))
+    plot = ROOT / "docs" / "images" / f"{args.results or args.tag}.png"
+    lines, bands = curves(result)
+    reference = {"input": statistics.fmean(v[0] for v in result["input"].values())} if "input" in result else {}
+    line_plot(str(plot), lines, "iteration", "mean validation PSNR (dB), mean ± std over seeds",
+              f"{result['budget']}, seeds {args.seeds}\n{result['machine']}", bands=bands, hlines=reference)
+    print(f"\nresults: {results}\nplot: {plot}")
     return 0
 
 

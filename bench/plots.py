@@ -1,7 +1,9 @@
 """Line plots for the benchmark scripts, drawn with Pillow (no plotting library needed).
 
 ``line_plot(path, curves, xlabel, ylabel, title)`` draws ``{name: [(x, y), ...]}`` with axes,
-ticks, a legend, and the title (the machine and budget the numbers come from) on top.
+ticks, a legend, and the title (the machine and budget the numbers come from) on top;
+``bands={name: [(x, lo, hi), ...]}`` shades a spread (e.g. mean ± std over seeds) under the
+curve of the same name, and ``hlines={label: y}`` draws dashed reference levels.
 """
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ def _label(v: float) -> str:
 
 
 def line_plot(path: str | Path, curves: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str,
-              title: str, size: tuple[int, int] = (900, 520), log_x: bool = False) -> None:
+              title: str, size: tuple[int, int] = (900, 520), log_x: bool = False,
+              bands: dict[str, list[tuple[float, float, float]]] | None = None,
+              hlines: dict[str, float] | None = None) -> None:
+    bands, hlines = bands or {}, hlines or {}
     width, height = size
     left, top, bottom = 70, 70, 60
     right = min(200, width // 4)
@@ -38,6 +43,8 @@ def line_plot(path: str | Path, curves: dict[str, list[tuple[float, float]]], xl
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
     points = [p for c in curves.values() for p in c]
+    points += [(x, y) for b in bands.values() for x, lo, hi in b for y in (lo, hi)]
+    points += [(points[0][0], y) for y in hlines.values()] if points else []
     fx = (lambda x: math.log10(x)) if log_x else (lambda x: x)
     xs, ys = [fx(p[0]) for p in points], [p[1] for p in points]
     xt, yt = _ticks(min(xs), max(xs)), _ticks(min(ys), max(ys))
@@ -61,6 +68,21 @@ def line_plot(path: str | Path, curves: dict[str, list[tuple[float, float]]], xl
     draw.text((10, top - 16), ylabel, fill="black", font=font)
     for i, line in enumerate(title.split("\n")[:2]):
         draw.text((10, 8 + 14 * i), line, fill="black", font=font)
+    img = img.convert("RGBA")
+    for i, name in enumerate(curves):
+        if len(bands.get(name, [])) > 1:
+            shade = Image.new("RGBA", size, (0, 0, 0, 0))
+            band = sorted(bands[name])
+            outline = [to_px(x, hi) for x, _, hi in band] + [to_px(x, lo) for x, lo, _ in reversed(band)]
+            ImageDraw.Draw(shade).polygon(outline, fill=COLOURS[i % len(COLOURS)] + (50,))
+            img = Image.alpha_composite(img, shade)
+    img = img.convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for label, y in hlines.items():
+        _, py = to_px(x0 if not log_x else 10 ** x0, y)
+        for px in range(left, width - right, 12):
+            draw.line([px, py, min(px + 6, width - right), py], fill=(90, 90, 90), width=1)
+        draw.text((left + 6, py - 13), label, fill=(90, 90, 90), font=font)
     for i, (name, curve) in enumerate(curves.items()):
         colour = COLOURS[i % len(COLOURS)]
         pts = [to_px(x, y) for x, y in sorted(curve)]

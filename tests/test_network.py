@@ -13,7 +13,7 @@ TINY = dict(dim=12, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(1, 
 
 def test_registry_lists_every_network():
     assert set(moewir.list_models()) == {"moewirnet", "moewirnet-small", "moewirnet-tiny",
-                                         "restormer", "restormer-tiny"}
+                                         "restormer", "restormer-tiny", "restormer-tiny-matched"}
 
 
 @pytest.mark.parametrize("name", ["moewirnet-tiny", "moewirnet-small", "restormer-tiny"])

@@ -34,3 +34,23 @@ def test_default_weights_improve_a_degraded_photo(task):
     before = psnr(to_t(degraded), to_t(clean), y_channel=True).item()
     after = psnr(to_t(restored), to_t(clean), y_channel=True).item()
     assert after > before + 0.5, (before, after)
+
+
+def test_weights_written_before_block_form_restore_as_they_did():
+    """The shipped file's metadata predates ``block_form``: it must rebuild the literal block and
+    give the output the code before the option computed (pinned from that code, commit 33353bd)."""
+    import torch
+
+    from moewir.inference.restorer import build_from_weights
+    from moewir.training.checkpoint import read_metadata
+
+    path = shipped_weights(DEFAULT_MODEL)
+    assert "block_form" not in read_metadata(path)["model_config"]
+    net = build_from_weights(path).eval()
+    assert net.config.block_form == "literal"
+    x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = net(x)
+    assert float(y.double().sum()) == pytest.approx(2598.5185562111437, abs=1e-3)
+    assert float((y - x).abs().double().mean()) == pytest.approx(0.04903553200137038, abs=1e-6)
+    assert [float(v) for v in y[0, :, 7, 11]] == pytest.approx([0.708044, 0.708061, 0.182615], abs=2e-6)

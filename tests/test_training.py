@@ -160,11 +160,17 @@ def test_train_cli_prints_a_summary(tmp_path, dataset, capsys):
     cfg.write_text(yaml.safe_dump({"model": {"name": "moewirnet-tiny", "dim": 12},
                                    "datasets": {"train": {"root": str(dataset), "patch_size": 32},
                                                 "val": {"center_crop": 32, "max_per_task": 1}},
+                                   "weighting": {"name": "ori", "momentum": 0.8, "kappa": 2.0},
                                    "schedule": {"iterations": 2}, "val": {"every": 2}, "log": {"tensorboard": False}}))
-    assert main(["train", str(cfg), "--no-progress", "--set", f"experiments_root={tmp_path}"]) == 0
+    # another strategy from the command line (the file's ORI options do not follow it) and a
+    # validation of the untrained network at iteration 0
+    assert main(["train", str(cfg), "--no-progress", "--set", f"experiments_root={tmp_path}",
+                 "--set", "weighting.name=equal", "--set", "val.at_start=true"]) == 0
     out = capsys.readouterr().out
     assert "| haze |" in out and "best mean validation PSNR" in out
     assert (tmp_path / "cli" / "summary.yml").is_file() and (tmp_path / "cli" / "train.log").is_file()
+    assert {float(r["weight/haze"]) for r in _rows(tmp_path / "cli" / "train_log.csv")} == {1.0}
+    assert [r["iteration"] for r in _rows(tmp_path / "cli" / "val_log.csv")] == ["0", "0", "2", "2"]
 
 
 def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset, monkeypatch, capsys):
@@ -234,3 +240,19 @@ def test_exponent_numbers_and_number_types(tmp_path, dataset):
     assert config["optim"]["lr"] == 0.0005 and config["schedule"]["min_lr"] == 1e-7
     with pytest.raises(ValueError, match="'optim.lr' must be a number, got 'fast'"):
         load_config(cfg, {"optim.lr": "fast"})
+
+
+def test_set_switches_the_weighting_strategy(tmp_path, dataset):
+    """``--set weighting.name=equal`` over a file that configures ORI (momentum, kappa) must
+    build the new strategy, not fail on ORI's options; options given alongside are kept."""
+    from moewir.training.weighting import create_weighting
+    path = Path(__file__).parent.parent / "configs" / "tiny_cpu_synthetic.yml"
+    assert load_config(path)["weighting"] == {"name": "ori", "momentum": 0.9, "kappa": 1.0}
+    for name in ("equal", "unirain", "dwa", "uncertainty", "rci"):
+        weighting = dict(load_config(path, {"weighting.name": name})["weighting"])
+        assert weighting == {"name": name}
+        create_weighting(weighting.pop("name"), ["haze", "rain"], **weighting)
+    assert load_config(path, {"weighting.name": "dwa", "weighting.period": 7})["weighting"] == {"name": "dwa", "period": 7}
+    assert load_config(path, {"weighting.kappa": 2.0})["weighting"] == {"name": "ori", "momentum": 0.9, "kappa": 2.0}
+    assert load_config(path, {"weighting.name": "ori"})["weighting"]["kappa"] == 1.0  # same strategy: kept
+    assert load_config(path, {"weighting": {"name": "equal"}})["weighting"] == {"name": "equal"}

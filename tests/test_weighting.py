@@ -112,3 +112,55 @@ def test_bad_names_and_options():
         create_weighting("ori", ["a"], beta=3)
     with pytest.raises(ValueError, match="not 'ori'"):
         create_weighting("ori", ["a"]).load_state_dict(create_weighting("rci", ["a"]).state_dict())
+
+
+def test_smoothed_ori_by_hand():
+    """``smoothing = s``: the indices see ``Ltilde_t = s Ltilde_{t-1} + (1 - s) L_t``."""
+    seq = [(2.0, 1.0), (4.0, 0.5), (1.0, 0.5)]
+    out = _run(create_weighting("ori", ["a", "b"], momentum=0.5, smoothing=0.5), seq)
+    # Ltilde: (2, 1), (3, 0.75), (2, 0.625); H: (2, 1), (2.5, 0.875), (2.25, 0.75)
+    # L_opt: (2, 1), (2, 0.75), (2, 0.625); step 2: eta = (1.2, 6/7), phi = (ln 1.5, 0)
+    assert [out[1]["a"], out[1]["b"]] == pytest.approx([2 * p for p in _softmax(1.2 * math.log(1.5), 0.0)])
+    # step 3: eta = (2 / 2.25, 0.625 / 0.75), phi = (0, 0): a new best for both
+    assert [out[2]["a"], out[2]["b"]] == pytest.approx([1.0, 1.0])
+    raw = [(3.0, 1.0), (1.0, 2.0), (5.0, 0.3)]
+    assert _run(create_weighting("ori", ["a", "b"], smoothing=0.0), raw) == _run(create_weighting("ori", ["a", "b"]), raw)
+    with pytest.raises(ValueError, match="smoothing"):
+        create_weighting("ori", ["a"], smoothing=1.0)
+
+
+def test_smoothed_ori_swings_less_on_noisy_losses():
+    """One patch per task: losses jump by 3x between iterations around a slow decay."""
+    rng = np.random.default_rng(1)
+    seq = [tuple(np.exp(-0.01 * t) * rng.uniform(0.3, 1.0, 3)) for t in range(300)]
+    spread = {}
+    for s in (0.0, 0.95):
+        w = create_weighting("ori", ["a", "b", "c"], smoothing=s)
+        ws = [list(w.update(dict(zip("abc", x))).values()) for x in seq]
+        spread[s] = max(max(v) / min(v) for v in ws[50:])
+    assert spread[0.95] < spread[0.0] / 3, spread
+
+
+@pytest.mark.parametrize("name", [n for n in WEIGHTINGS if n != "uncertainty"])
+def test_weights_sum_to_the_number_of_tasks(name):
+    opts = {"unirain": {"window": 4, "warmup": 5}, "dwa": {"period": 3}}.get(name, {})
+    rng = np.random.default_rng(2)
+    w = create_weighting(name, ["a", "b", "c"], **opts)
+    for t in range(60):
+        out = w.update(dict(zip("abc", rng.uniform(0.05, 2.0, 3) * np.exp(-0.03 * t))))
+        assert sum(out.values()) == pytest.approx(3.0, rel=1e-9)
+
+
+def test_uncertainty_weights_are_learnt_and_not_renormalised():
+    """They start at 1 each (sum K) and move off K once ``s`` is trained (docs/training.md)."""
+    w = create_weighting("uncertainty", ["a", "b", "c"])
+    assert sum(w.update({"a": 1.0, "b": 1.0, "c": 1.0}).values()) == pytest.approx(3.0)
+    opt = torch.optim.SGD(w.parameters(), lr=0.1)
+    for _ in range(5):
+        total, _ = w.combine({t: torch.tensor(v) for t, v in zip("abc", (0.2, 1.0, 3.0))})
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    weights = w.update({"a": 1.0, "b": 1.0, "c": 1.0})
+    # d/ds (exp(-s) L + s) = 1 - exp(-s) L: s rises for L > 1 (weight falls), falls for L < 1
+    assert weights["a"] > 1.0 > weights["c"] and abs(sum(weights.values()) - 3.0) > 1e-3

@@ -1,4 +1,5 @@
-"""``moewir profile``: parameters, GMACs, latency and peak memory of a registered model."""
+"""``moewir profile``: parameters, GMACs, latency and peak memory of a registered model, or with
+``--health`` its residual stream and gradient distribution (:mod:`moewir.health`)."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,8 @@ import json
 
 import torch
 
+from ..health import default_pair, format_health, health
+from ..inference.restorer import build_from_weights
 from ..models import create_model, list_models
 from ..profiling import ProfileResult, profile
 from .options import add_set_option, parse_overrides
@@ -29,8 +32,8 @@ def add_parser(subparsers) -> None:
                               "attention matrix products, FFTs and top-k selection (see docs/profiling.md).")
     p.add_argument("--model", default="moewirnet", metavar="NAME",
                    help=f"registered model (default: moewirnet); one of: {', '.join(list_models())}")
-    p.add_argument("--size", type=_size, default=(256, 256), metavar="N|HxW",
-                   help="input height and width (default: 256)")
+    p.add_argument("--size", type=_size, default=None, metavar="N|HxW",
+                   help="input height and width (default: 256; 128 with --health)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     p.add_argument("--runs", type=int, default=10, help="timed forward passes; the median is reported (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes before timing (default: 2)")
@@ -38,6 +41,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-macs", action="store_true", help="skip the MAC count (slow on very large inputs)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--health", action="store_true",
+                   help="instead: per block, the stream RMS, branch/stream ratios and each expert's share of "
+                        "its MoE module's gradient, for one synthesized rain pair at --size (default 128 here)")
+    p.add_argument("--weights", metavar="FILE", help="with --health: a trained .safetensors file instead of a "
+                   "fresh --model")
+    p.add_argument("--seed", type=int, default=0, help="with --health: seed of the fresh network (default: 0)")
     add_set_option(p, "model config")
     p.set_defaults(run=run)
 
@@ -56,13 +65,33 @@ def format_result(r: ProfileResult) -> str:
     return "\n".join(lines)
 
 
+def run_health(args: argparse.Namespace) -> int:
+    if args.weights:
+        if args.set:
+            raise ValueError("--set changes a fresh --model; a weights file carries its own config")
+        model = build_from_weights(args.weights)
+    else:
+        torch.manual_seed(args.seed)
+        model = create_model(args.model, **parse_overrides(args.set))
+    size = args.size or (128, 128)
+    if size[0] != size[1]:
+        raise ValueError("--health needs a square --size")
+    report = health(model, *default_pair(size[0]))
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_health(report))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.health:
+        return run_health(args)
+    if args.weights:
+        raise ValueError("--weights goes with --health")
     if args.batch < 1 or args.runs < 1 or args.warmup < 0:
         raise ValueError("--batch and --runs must be at least 1 and --warmup at least 0")
     model = create_model(args.model, **parse_overrides(args.set))
-    result = profile(model, args.size, batch=args.batch, runs=args.runs, warmup=args.warmup,
+    result = profile(model, args.size or (256, 256), batch=args.batch, runs=args.runs, warmup=args.warmup,
                      device=args.device, count=not args.no_macs)
     print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))
     return 0

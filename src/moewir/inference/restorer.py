@@ -19,7 +19,7 @@ from torch import nn
 
 from ..data.io import pil_to_rgb
 from ..devices import resolve_device
-from ..models import create_model, list_models
+from ..models import create_model, list_models, recorded_config
 from ..training.checkpoint import load_weights, read_metadata
 from .tiling import check_tiling, tiled_forward
 
@@ -49,7 +49,7 @@ def build_from_weights(path: str | Path, model: str | None = None) -> nn.Module:
     if model and meta.get("model_name") and model != meta["model_name"]:
         raise ValueError(f"{path}: holds {meta['model_name']!r} weights, not {model!r}")
     config: dict[str, Any] = json.loads(meta["model_config"]) if meta.get("model_config") else {}
-    network = create_model(name, **config)
+    network = create_model(name, **recorded_config(name, config))
     load_weights(path, network)
     return network
 

@@ -3,10 +3,11 @@
 Chen & Zhang, "All-in-One Weather Image Restoration with Asymmetric Mixture-of-Experts Model
 and Multi-Task Collaboration", Symmetry 2026 (``shared/papers/moe-wirnet.txt``), Sec. 3.1-3.2.
 
-Every block is ``X = X + MoE(LN(X))`` then ``X = X + GDFN(LN(X))``; the MoE module splits its
-input into channel shares, runs one self-attention expert on each (channel, spatial,
-frequency), weights them with a router (soft in the encoder, hard in the decoder) and fuses
-them. Choices where the paper is open are documented in ``docs/architecture.md``.
+Every block is ``X = X + F_fusion(LN(X))`` then ``X = X + GDFN(LN(X))`` (``block_form``, below);
+the MoE module splits its input into channel shares, runs one self-attention expert on each
+(channel, spatial, frequency), weights them with a router (soft in the encoder, hard in the
+decoder) and fuses them. Choices where the paper is open are documented in
+``docs/architecture.md``.
 """
 from __future__ import annotations
 
@@ -21,9 +22,23 @@ from .registry import config_from_dict, register_model
 from .routing import HARD_MODES, ROUTING_MODES, Router
 from .unet import STAGES, EncoderDecoder
 
-__all__ = ["MoEWIRNetConfig", "MoEAttention", "MoEBlock", "MoEWIRNet", "EXPERTS", "CONFIGS"]
+__all__ = ["MoEWIRNetConfig", "MoEAttention", "MoEBlock", "MoEWIRNet", "EXPERTS", "BLOCK_FORMS", "CONFIGS",
+           "LEGACY_CONFIG"]
 
 EXPERTS = ("channel", "spatial", "frequency")
+#: How the MoE module's ``X_out = LN(X + F_fusion)`` sits in the block (docs/architecture.md):
+#:
+#: * ``prenorm``: ``X = X + F_fusion(LN(X))``, the MoE module returns ``F_fusion`` only;
+#: * ``postnorm``: ``X = LN(X + F_fusion(X))``, the paper's equation as the block's own norm;
+#: * ``layerscale``: ``X = X + gamma * LN(LN(X) + F_fusion(LN(X)))``, gamma per channel from 0.1;
+#: * ``literal``: ``X = X + LN(LN(X) + F_fusion(LN(X)))``, the paper's module inside a pre-norm
+#:   residual read word for word (every block adds a unit-variance copy of ``LN(X)``).
+BLOCK_FORMS = ("prenorm", "postnorm", "layerscale", "literal")
+#: Fields whose default changed: a config recorded without them (weights files written before
+#: the field existed) means this value.
+LEGACY_CONFIG = {"block_form": "literal"}
+#: LayerScale's starting gamma (CaiT's value for networks up to 18 blocks deep).
+LAYERSCALE_INIT = 0.1
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ class MoEWIRNetConfig:
     heads: tuple[int, ...] = (1, 2, 4, 8)
     ffn_expansion: float = 0.8
     bias: bool = False
+    #: One of ``BLOCK_FORMS``; ``prenorm`` is the measured best (docs/architecture.md).
+    block_form: str = "prenorm"
     in_channels: int = 3
     out_channels: int = 3
     #: Zero-initialise the output conv so the untrained network is the identity ``I_hat = I``
@@ -68,6 +85,8 @@ class MoEWIRNetConfig:
         for stage in STAGES:
             if self.routing(stage) not in ROUTING_MODES:
                 problems.append(f"{stage}_routing must be one of {ROUTING_MODES}, got {self.routing(stage)!r}")
+        if self.block_form not in BLOCK_FORMS:
+            problems.append(f"block_form must be one of {BLOCK_FORMS}, got {self.block_form!r}")
         if self.hard_mode not in HARD_MODES:
             problems.append(f"hard_mode must be one of {HARD_MODES}, got {self.hard_mode!r}")
         if not 0 < self.topk_ratio <= 1:
@@ -91,12 +110,13 @@ class MoEAttention(nn.Module):
 
     ``[X_c, X_s, X_f] = Split(Conv_1x1(Linear(X)))``;
     ``F_fusion = Conv_1x1(Concat[w_c F_c, w_s F_s, w_f F_f])``;
-    ``X_out = LN(X + F_fusion)``.
+    ``X_out = LN(X + F_fusion)`` with ``out_norm``, else ``X_out = F_fusion``.
     ``Linear`` is applied per pixel (a 1x1 conv). Experts a hard router did not choose are not
     computed in eval mode; their slot in the concatenation is zero.
     """
 
-    def __init__(self, dim: int, heads: int, cfg: MoEWIRNetConfig, stage: str, shift: int):
+    def __init__(self, dim: int, heads: int, cfg: MoEWIRNetConfig, stage: str, shift: int,
+                 out_norm: bool = True):
         super().__init__()
         n = len(cfg.experts)
         self.share = dim // n
@@ -111,7 +131,7 @@ class MoEAttention(nn.Module):
         self.experts = nn.ModuleList(build[name]() for name in cfg.experts)
         self.router = Router(n, cfg.routing(stage), cfg.hard_mode, cfg.hard_top_k)
         self.fusion = nn.Conv2d(self.share * n, dim, 1, bias=cfg.bias)
-        self.norm = LayerNorm2d(dim)
+        self.norm = LayerNorm2d(dim) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shares = self.split(self.linear(x)).split(self.share, dim=1)
@@ -119,21 +139,43 @@ class MoEAttention(nn.Module):
         active = set(self.router.active())
         mixed = [weights[i] * expert(share) if i in active else torch.zeros_like(share)
                  for i, (expert, share) in enumerate(zip(self.experts, shares))]
-        return self.norm(x + self.fusion(torch.cat(mixed, dim=1)))
+        fused = self.fusion(torch.cat(mixed, dim=1))
+        return fused if self.norm is None else self.norm(x + fused)
+
+
+class LayerScale(nn.Module):
+    """``gamma * X`` with a learnable per-channel ``gamma`` (Touvron et al., CaiT, ICCV 2021)."""
+
+    def __init__(self, dim: int, init: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim, 1, 1), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma * x
 
 
 class MoEBlock(nn.Module):
-    """``X = X + MoE(LN(X))``; ``X = X + GDFN(LN(X))``."""
+    """The MoE half (``block_form``), then ``X = X + GDFN(LN(X))``.
+
+    ``prenorm``: ``X = X + F_fusion(LN(X))``; ``postnorm``: ``X = LN(X + F_fusion(X))``;
+    ``layerscale``: ``X = X + gamma * LN(LN(X) + F_fusion(LN(X)))``;
+    ``literal``: ``X = X + LN(LN(X) + F_fusion(LN(X)))``.
+    """
 
     def __init__(self, dim: int, heads: int, cfg: MoEWIRNetConfig, stage: str, shift: int):
         super().__init__()
-        self.norm1 = LayerNorm2d(dim)
-        self.moe = MoEAttention(dim, heads, cfg, stage, shift)
+        self.post_norm = cfg.block_form == "postnorm"
+        self.norm1 = None if self.post_norm else LayerNorm2d(dim)
+        self.moe = MoEAttention(dim, heads, cfg, stage, shift, out_norm=cfg.block_form != "prenorm")
+        self.scale = LayerScale(dim, LAYERSCALE_INIT) if cfg.block_form == "layerscale" else nn.Identity()
         self.norm2 = LayerNorm2d(dim)
         self.ffn = GatedFeedForward(dim, cfg.ffn_expansion, cfg.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.moe(self.norm1(x))
+        if self.post_norm:
+            x = self.moe(x)
+        else:
+            x = x + self.scale(self.moe(self.norm1(x)))
         return x + self.ffn(self.norm2(x))
 
 
@@ -166,4 +208,4 @@ _DESCRIPTIONS = {
     "moewirnet-tiny": "MOE-WIRNet for CPU training, dim 24, blocks 1/1/1/2",
 }
 for _name, _overrides in CONFIGS.items():
-    register_model(_name, _build, asdict(MoEWIRNetConfig(**_overrides)), _DESCRIPTIONS[_name])
+    register_model(_name, _build, asdict(MoEWIRNetConfig(**_overrides)), _DESCRIPTIONS[_name], LEGACY_CONFIG)

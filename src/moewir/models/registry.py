@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-__all__ = ["register_model", "create_model", "list_models", "model_config", "config_from_dict"]
+__all__ = ["register_model", "create_model", "list_models", "model_config", "recorded_config",
+           "config_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -20,17 +21,22 @@ class _Entry:
     builder: Callable[..., nn.Module]
     config: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    legacy: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
 def register_model(name: str, builder: Callable[..., nn.Module], config: dict[str, Any],
-                   description: str = "") -> None:
-    """Register ``builder`` under ``name`` with its default ``config``."""
+                   description: str = "", legacy: dict[str, Any] | None = None) -> None:
+    """Register ``builder`` under ``name`` with its default ``config``.
+
+    ``legacy`` maps fields whose default changed to the value a config recorded before the
+    field existed stands for (see :func:`recorded_config`).
+    """
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = _Entry(builder, dict(config), description)
+    _REGISTRY[name] = _Entry(builder, dict(config), description, dict(legacy or {}))
 
 
 def list_models() -> list[str]:
@@ -48,6 +54,15 @@ def _entry(name: str) -> _Entry:
 def model_config(name: str, **overrides: Any) -> dict[str, Any]:
     """The named configuration of ``name`` with ``overrides`` applied."""
     return {**_entry(name).config, **overrides}
+
+
+def recorded_config(name: str, recorded: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that rebuild a network from a config recorded in a weights file.
+
+    A recorded config that lacks a field added later means that field's old behaviour, not the
+    new default, so weights files written before the change rebuild the network they hold.
+    """
+    return {**_entry(name).legacy, **recorded}
 
 
 def model_description(name: str) -> str:

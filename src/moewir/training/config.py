@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"type": "adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
     "schedule": {"iterations": 300000, "warmup": 0, "min_lr": 1e-6},  # linear warm-up, then cosine
     "train": {"grad_clip": 0.0, "ema": 0.999, "amp": "none"},          # amp: none | bf16 | fp16 (CUDA)
-    "val": {"every": 5000, "crop_border": 0, "y_channel": True, "use_ema": True,
+    "val": {"every": 5000, "at_start": False, "crop_border": 0, "y_channel": True, "use_ema": True,
             "tile": None, "tile_overlap": 32},  # tile: restore large validation images window by window
     "log": {"every": 100, "tensorboard": True, "checkpoint_every": 5000, "keep_checkpoints": 3},
     "distributed": {"find_unused_parameters": False},
@@ -93,11 +93,18 @@ def _merge(base: dict, update: dict, path: str = "") -> dict:
 
 
 def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
-    """``{"optim.lr": 1e-3}`` -> the config with that key replaced (checked like the YAML)."""
+    """``{"optim.lr": 1e-3}`` -> the config with that key replaced (checked like the YAML).
+
+    Setting ``weighting.name`` to another strategy drops the options the file gave the old one
+    (``kappa`` belongs to ``ori``, not to ``equal``); options set alongside it are kept.
+    """
     for dotted, value in overrides.items():
         nested: Any = value
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
+        section = nested.get("weighting")
+        if isinstance(section, dict) and section.get("name", config["weighting"].get("name")) != config["weighting"].get("name"):
+            config = {**config, "weighting": {}}
         config = _merge(config, nested)
     return config
 

@@ -265,6 +265,8 @@ class Trainer:
                    disable=not (self.progress and self.dist.main), dynamic_ncols=True)
         iteration = self.start
         validation: dict = {}
+        if val_every and cfg["val"]["at_start"] and iteration == 0 and self.dist.main:
+            validation = self._report_validation(0)  # the untrained network: where the curve starts
         try:
             while iteration < self.iterations:
                 tick = time.perf_counter()

@@ -1,16 +1,18 @@
 """Multi-task loss reweighting: per-task losses in, per-task weights out.
 
 Every strategy keeps its state (baselines, windows, histories) in ``state_dict()`` so a resumed
-run computes exactly the weights the uninterrupted run would. All of them return weights that
-sum to the number of tasks ``K``, so ``equal`` (every weight 1) is plain mixed training and the
-total loss of every strategy stays on the same scale.
+run computes exactly the weights the uninterrupted run would. All of them but ``uncertainty``
+return weights that sum to the number of tasks ``K``, so ``equal`` (every weight 1) is plain
+mixed training and the total loss of every strategy stays on the same scale. ``uncertainty``
+learns its weights ``exp(-s_i)``: they start at 1 (sum ``K``) and are not renormalised, since
+the ``+ s_i`` term of its loss is what keeps them from collapsing.
 
 Strategies (``docs/training.md`` has the formulas and the choices):
 
 * ``equal``: ``w = 1`` (MOE-WIRNet Table 7, "without any optimization strategy").
 * ``rci``: MOE-WIRNet's relative convergence index alone, ``w = K softmax(eta / kappa)``.
 * ``ori``: MOE-WIRNet 3.3, ``w = K softmax(eta * phi / kappa)`` with ``eta = L / H`` (EMA baseline)
-  and ``phi = ln(L / L_opt)`` (running minimum).
+  and ``phi = ln(L / L_opt)`` (running minimum); ``smoothing`` computes both from EMA-smoothed losses.
 * ``unirain``: UniRain / CoBa slope-based ``w = K (AF * TBS + (1 - AF) * TSS)``.
 * ``dwa``: dynamic weight averaging (Liu et al., CVPR 2019).
 * ``uncertainty``: homoscedastic uncertainty weighting (Kendall et al., CVPR 2018), learnt.
@@ -122,21 +124,36 @@ class ConvergenceIndex(TaskWeighting):
     ``w = K softmax(eta * phi / kappa)`` (ORI), or ``K softmax(eta / kappa)`` without ACI (RCI).
     Both ratios are taken with a tiny epsilon in numerator and denominator, so a zero loss gives
     ``eta = 1``, ``phi = 0`` instead of NaN.
+
+    ``smoothing = s > 0`` (not in the paper) feeds the indices an EMA of the losses,
+    ``Ltilde_t = s Ltilde_{t-1} + (1 - s) L_t`` (``Ltilde_1 = L_1``), instead of the raw
+    batch losses: with one patch per task the raw ``phi`` mostly measures how hard this
+    iteration's patch is, not how far the task is from its best.
     """
 
-    def __init__(self, tasks, momentum: float = 0.9, kappa: float = 1.0, use_aci: bool = True):
+    def __init__(self, tasks, momentum: float = 0.9, kappa: float = 1.0, use_aci: bool = True,
+                 smoothing: float = 0.0):
         super().__init__(tasks)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"weighting momentum must be in [0, 1), got {momentum}")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"weighting smoothing must be in [0, 1), got {smoothing}")
         if kappa <= 0:
             raise ValueError(f"weighting kappa must be > 0, got {kappa}")
-        self.momentum, self.kappa, self.use_aci = momentum, kappa, use_aci
+        self.momentum, self.kappa, self.use_aci, self.smoothing = momentum, kappa, use_aci, smoothing
         self.name = "ori" if use_aci else "rci"
+        self.smoothed: np.ndarray | None = None
         self.baseline: np.ndarray | None = None
         self.best: np.ndarray | None = None
 
     def indices(self, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Update the state with ``losses``; return ``(eta, phi)``."""
+        if self.smoothing:
+            if self.smoothed is None:
+                self.smoothed = losses.copy()
+            else:
+                self.smoothed = self.smoothing * self.smoothed + (1.0 - self.smoothing) * losses
+            losses = self.smoothed
         if self.baseline is None:
             self.baseline, self.best = losses.copy(), losses.copy()
         else:
@@ -154,12 +171,17 @@ class ConvergenceIndex(TaskWeighting):
     def _state(self):
         if self.baseline is None:
             return {}
-        return {"baseline": self.baseline.tolist(), "best": self.best.tolist()}
+        state = {"baseline": self.baseline.tolist(), "best": self.best.tolist()}
+        if self.smoothed is not None:
+            state["smoothed"] = self.smoothed.tolist()
+        return state
 
     def _load(self, state):
         if "baseline" in state:
             self.baseline = np.array(state["baseline"], dtype=np.float64)
             self.best = np.array(state["best"], dtype=np.float64)
+        if "smoothed" in state:
+            self.smoothed = np.array(state["smoothed"], dtype=np.float64)
 
 
 class UniRain(TaskWeighting):
