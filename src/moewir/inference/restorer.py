@@ -48,8 +48,9 @@ def build_from_weights(path: str | Path, model: str | None = None) -> nn.Module:
                          f"pass the model name (one of {', '.join(list_models())})")
     if model and meta.get("model_name") and model != meta["model_name"]:
         raise ValueError(f"{path}: holds {meta['model_name']!r} weights, not {model!r}")
-    config: dict[str, Any] = json.loads(meta["model_config"]) if meta.get("model_config") else {}
-    network = create_model(name, **recorded_config(name, config))
+    # a recorded config means what it meant when it was written; a bare file, today's defaults
+    config: dict[str, Any] = recorded_config(name, json.loads(meta["model_config"])) if meta.get("model_config") else {}
+    network = create_model(name, **config)
     load_weights(path, network)
     return network
 
