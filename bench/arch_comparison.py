@@ -120,8 +120,12 @@ def summarise(args: argparse.Namespace) -> dict:
             out = run_dir(args.tag, variant, seed)
             table = val_table(out)
             with open(out / "train_log.csv") as f:
-                seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
-            runs[seed] = {"curve": {str(it): row for it, row in sorted(table.items())}, "train_seconds": seconds}
+                log = list(csv.DictReader(f))
+            seconds = sum(float(r["seconds"]) for r in log)
+            weights = [[float(v) for k, v in r.items() if k.startswith("weight/")] for r in log]
+            spread = statistics.median(max(w) / max(min(w), 1e-12) for w in weights)
+            runs[seed] = {"curve": {str(it): row for it, row in sorted(table.items())}, "train_seconds": seconds,
+                          "weight_spread": spread}
             if 0 in table:
                 result["input"] = table[0]  # the identity network returns its input
         result["variants"][variant] = {"overrides": VARIANTS[variant], "runs": runs}
@@ -131,14 +135,14 @@ def summarise(args: argparse.Namespace) -> dict:
 def report(result: dict, iterations: int) -> str:
     first = next(iter(result["variants"].values()))["runs"]
     tasks = sorted(next(iter(first.values()))["curve"][str(iterations)])
-    head = ("| variant | " + " | ".join(tasks) + " | mean PSNR | worst task | below input (tasks) | train min |\n"
-            "|---|" + "---:|" * (len(tasks) + 4))
+    head = ("| variant | " + " | ".join(tasks) + " | mean PSNR | worst task | below input (tasks) | "
+            "task weights max/min (median step) | train min |\n|---|" + "---:|" * (len(tasks) + 5))
     lines = [head]
     if "input" in result:
         inp = result["input"]
         means = [inp[t][0] for t in tasks]
         lines.append("| input (no restoration) | " + " | ".join(f"{inp[t][0]:.2f}" for t in tasks)
-                     + f" | {statistics.fmean(means):.2f} | {min(means):.2f} | | |")
+                     + f" | {statistics.fmean(means):.2f} | {min(means):.2f} | | | |")
     for variant, data in result["variants"].items():
         finals = [run["curve"][str(iterations)] for run in data["runs"].values()]
         cells = [mean_std([f[t][0] for f in finals]) for t in tasks]
@@ -147,8 +151,10 @@ def report(result: dict, iterations: int) -> str:
         below = "" if "input" not in result else \
             f"{statistics.fmean(sum(f[t][0] < result['input'][t][0] for t in tasks) for f in finals):.1f}"
         minutes = statistics.fmean(run["train_seconds"] for run in data["runs"].values()) / 60
+        spread = statistics.fmean(run["weight_spread"] for run in data["runs"].values())
         lines.append(f"| {variant} | " + " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in cells)
-                     + f" | **{mean[0]:.2f} ± {mean[1]:.2f}** | {worst[0]:.2f} ± {worst[1]:.2f} | {below} | {minutes:.0f} |")
+                     + f" | **{mean[0]:.2f} ± {mean[1]:.2f}** | {worst[0]:.2f} ± {worst[1]:.2f} | {below} | "
+                       f"{spread:.2f} | {minutes:.0f} |")
     return "\n".join(lines)
 
 
@@ -193,6 +199,8 @@ def main() -> int:
     print(f"{result['machine']}; {result['budget']}; overrides {args.set}; seeds {args.seeds}; "
           f"validation: held-out photos, 6 x 256-px centre crops per task, PSNR on Y, mean ± std over seeds\n")
     print(report(result, args.iterations))
+    print(f"\nbelow input: tasks under the unrestored input at the last iteration, mean over seeds; "
+          f"train min: training time per run (validation excluded), mean over seeds")
     plot = ROOT / "docs" / "images" / f"{args.results or args.tag}.png"
     lines, bands = curves(result)
     reference = {"input": statistics.fmean(v[0] for v in result["input"].values())} if "input" in result else {}
