@@ -256,3 +256,39 @@ def test_demo_restores_the_bundled_samples_into_one_sheet(weights, tmp_path, cap
     sheet = Image.open(tmp_path / "demo" / "before_after.png")
     assert sheet.width == 2 * 400 + 4 and sheet.height > 5 * 225  # five rows of two 400-px panels
     assert "| rain_dragonfly.jpg | 512x384 |" in capsys.readouterr().out
+
+
+def test_hostile_weights_metadata_is_refused_before_building(tmp_path, monkeypatch):
+    """Metadata is checked against the file's tensors on a memory-less skeleton first: a tiny file
+    claiming a huge network builds nothing real; lists, bad JSON and unknown names are one line
+    naming the file."""
+    import json
+
+    import torch
+    from safetensors.torch import save
+
+    import moewir.inference.restorer as restorer
+
+    def weights(name, meta):
+        (tmp_path / name).write_bytes(save({"x": torch.zeros(1)}, metadata=meta))
+        return tmp_path / name
+
+    built = []
+    real = restorer.create_model
+    monkeypatch.setattr(restorer, "create_model", lambda *a, **kw: (built.append(torch.empty(0).device.type),
+                                                                     real(*a, **kw))[1])
+    big = weights("big.safetensors", {"model_name": "moewirnet", "model_config": json.dumps({"dim": 960})})
+    with pytest.raises(ValueError, match=r"big.safetensors: weights do not fit the model \(\d+ missing"):
+        moewir.load(big)
+    assert built == ["meta"]  # only the skeleton (7.4 GB for real)
+    cases = {"list": ("moewirnet", "[1, 2]", "model_config metadata must be a JSON object, got list"),
+             "json": ("moewirnet", "{dim: 3", "model_config metadata is not valid JSON"),
+             "name": ("gpt5", "{}", "holds an unknown model 'gpt5'; registered models: moewirnet"),
+             "key": ("moewirnet", '{"depth": 3}', "model_config does not build a 'moewirnet' network"),
+             "neg": ("moewirnet-tiny", '{"dim": -6}', "model_config does not build a 'moewirnet-tiny' network")}
+    for stem, (name, config, message) in cases.items():
+        path = weights(f"{stem}.safetensors", {"model_name": name, "model_config": config})
+        with pytest.raises(ValueError, match=f"{stem}.safetensors: .*{message}") as err:
+            moewir.load(path)
+        assert "\n" not in str(err.value)
+    assert set(built) == {"meta"}

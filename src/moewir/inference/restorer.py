@@ -20,7 +20,7 @@ from torch import nn
 from ..data.io import pil_to_rgb
 from ..devices import resolve_device
 from ..models import create_model, list_models, recorded_config
-from ..training.checkpoint import load_weights, read_metadata
+from ..training.checkpoint import check_fit, load_weights, read_metadata, stored_shapes
 from .tiling import check_tiling, tiled_forward
 
 __all__ = ["Restorer", "load", "build_from_weights", "shipped_weights"]
@@ -32,11 +32,29 @@ def shipped_weights(name: str) -> Path | None:
     return Path(str(path)) if path.is_file() else None
 
 
+def _recorded(path: Path, name: str, text: str | None) -> dict[str, Any]:
+    """The config overrides that ``model_config`` metadata asks for, validated."""
+    if name not in list_models():
+        raise ValueError(f"{path}: holds an unknown model {name!r}; registered models: {', '.join(list_models())}")
+    if not text:  # a bare file: today's defaults
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: model_config metadata is not valid JSON ({exc.msg})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: model_config metadata must be a JSON object, got {type(config).__name__}")
+    # a recorded config means what it meant when it was written (fields added since: old values)
+    return recorded_config(name, config)
+
+
 def build_from_weights(path: str | Path, model: str | None = None) -> nn.Module:
     """The network stored in the safetensors file ``path``, weights loaded.
 
     The architecture comes from the file's ``model_name`` / ``model_config`` metadata; ``model``
     (a registered name, built with its default config) is needed only for files without it.
+    The metadata is checked against the file's tensors (names and shapes, from its header) on a
+    skeleton without memory before anything real is built.
     """
     path = Path(path)
     if not path.is_file():
@@ -48,8 +66,13 @@ def build_from_weights(path: str | Path, model: str | None = None) -> nn.Module:
                          f"pass the model name (one of {', '.join(list_models())})")
     if model and meta.get("model_name") and model != meta["model_name"]:
         raise ValueError(f"{path}: holds {meta['model_name']!r} weights, not {model!r}")
-    # a recorded config means what it meant when it was written; a bare file, today's defaults
-    config: dict[str, Any] = recorded_config(name, json.loads(meta["model_config"])) if meta.get("model_config") else {}
+    config = _recorded(path, name, meta.get("model_config"))
+    try:
+        with torch.device("meta"):
+            skeleton = create_model(name, **config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: its model_config does not build a {name!r} network ({exc})") from None
+    check_fit(path, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes(path))
     network = create_model(name, **config)
     load_weights(path, network)
     return network

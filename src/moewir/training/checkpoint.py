@@ -26,8 +26,8 @@ from torch import nn
 
 from ..data.io import atomic_file
 
-__all__ = ["save_weights", "load_weights", "read_metadata", "save_checkpoint", "latest_checkpoint",
-           "load_state", "prune_checkpoints"]
+__all__ = ["save_weights", "load_weights", "read_metadata", "stored_shapes", "check_fit", "save_checkpoint",
+           "latest_checkpoint", "load_state", "prune_checkpoints"]
 
 _STATE = re.compile(r"state_(\d+)\.pt$")
 
@@ -52,6 +52,27 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
 
 
+def stored_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a safetensors file, read from its header only."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
+
+
+def check_fit(path: str | Path, expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]]) -> None:
+    """One-line error unless ``stored`` has exactly the names and shapes of ``expected``."""
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    reshaped = [f"{k} {stored[k]} vs {expected[k]}" for k in expected if k in stored and stored[k] != expected[k]]
+    if missing or unexpected or reshaped:
+        raise ValueError(f"{path}: weights do not fit the model ({len(missing)} missing, e.g. {missing[:3]}; "
+                         f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}; {len(reshaped)} of another "
+                         f"shape, e.g. {reshaped[:2]})")
+
+
 def load_weights(path: str | Path, model: nn.Module) -> None:
     """Load safetensors weights into ``model`` (strict: every key must match)."""
     path = Path(path)
@@ -59,15 +80,8 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
         tensors = load_safetensors_bytes(path.read_bytes())
     except Exception as exc:  # safetensors raises its own error types
         raise ValueError(f"{path}: cannot read weights ({exc})") from None
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    reshaped = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-                if k in tensors and tensors[k].shape != v.shape]
-    if missing or unexpected or reshaped:
-        raise ValueError(f"{path}: weights do not fit the model ({len(missing)} missing, e.g. {missing[:3]}; "
-                         f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}; {len(reshaped)} of another "
-                         f"shape, e.g. {reshaped[:2]})")
+    check_fit(path, {k: tuple(v.shape) for k, v in model.state_dict().items()},
+              {k: tuple(v.shape) for k, v in tensors.items()})
     model.load_state_dict(tensors)
 
 
