@@ -292,3 +292,19 @@ def test_hostile_weights_metadata_is_refused_before_building(tmp_path, monkeypat
             moewir.load(path)
         assert "\n" not in str(err.value)
     assert set(built) == {"meta"}
+
+
+def test_nan_or_inf_input_is_refused():
+    import torch
+
+    restorer = moewir.load("moewirnet-tiny", pretrained=False, device="cpu")
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    image[3, 4, 1] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite value"):
+        restorer.restore(image)
+    image[3, 4, 1], image[0, 0, 0] = np.inf, -np.inf
+    with pytest.raises(ValueError, match="2 NaN or infinite value"):
+        restorer.restore(image)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        restorer.restore_tensor(torch.full((3, 8, 8), float("nan")))
+    assert np.isfinite(restorer.restore(np.full((16, 16, 3), 0.5, np.float32))).all()

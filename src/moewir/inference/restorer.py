@@ -102,6 +102,10 @@ class Restorer:
         batched = image if image.ndim == 4 else image[None]
         if batched.ndim != 4 or batched.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) or (3, H, W) tensor, got shape {tuple(image.shape)}")
+        if batched.is_floating_point() and not bool(torch.isfinite(batched).all()):
+            bad = int((~torch.isfinite(batched)).sum())
+            raise ValueError(f"the image has {bad} NaN or infinite value(s); a network restores only finite "
+                             f"values (every output pixel would be NaN)")
         x = batched.to(self.device, torch.float32)
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.half):
