@@ -157,6 +157,20 @@ def test_missing_file_and_decompression_bomb(tmp_path):
         read_image(path, max_pixels=5000)
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_the_users_pixel_limit_is_the_one_applied(tmp_path, monkeypatch, fmt):
+    """Pillow warns above its MAX_IMAGE_PIXELS (89.5 MP) and refuses twice that; a 96 or 189 MP photo
+    under ``--max-megapixels 500`` must still be read. Scaled down: Pillow's limit at 1000
+    pixels, a 60 x 60 image (3.6x it), a user limit of 10000."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    path = _save(tmp_path / f"big.{fmt}", np.full((60, 60, 3), 128, np.uint8))
+    assert read_image(path, max_pixels=10_000).shape == (60, 60, 3)
+    with pytest.raises(ImageReadError, match="above the 0 MP limit"):
+        read_image(path, max_pixels=3000)  # ours still refuses above the user's limit
+
+
 def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
     write_image(tmp_path / "out" / "x.png", np.full((4, 4, 3), 0.5))
     assert sorted(os.listdir(tmp_path / "out")) == ["x.png"]

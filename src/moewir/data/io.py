@@ -82,9 +82,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageReadError(path, "no such file" if not path.exists() else "not a file")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file")
+    # Pillow's own guard warns above MAX_IMAGE_PIXELS (89.5 MP) and refuses twice that; the limit
+    # that counts is ours (checked below, from the header), so Pillow's is raised to it, never lowered.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
                 if w < 1 or h < 1:
@@ -104,7 +108,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (format not recognised)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"refused as a decompression bomb ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
