@@ -121,3 +121,38 @@ def test_synth_cli_uses_user_depth_maps(tmp_path, capsys):
     (depth / "p.png").rename(depth / "q.png")
     assert main(args + ["--out", str(tmp_path / "x")]) == 2
     assert "no depth map for 1 of 1 photos (first: p.png)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_synth_cli_corrupt_photo_one_line_or_skipped(tmp_path, capsys, workers):
+    """A corrupt photo stops the run with one line naming it, from worker processes too (their
+    ImageReadError used to be unpicklable: BrokenProcessPool); --skip-bad leaves it out."""
+    from moewir.data import write_image
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(3):
+        write_image(clean / f"p{i}.png", np.roll(_photo(40, 48), 7 * i, axis=1))
+    (clean / "p1.png").write_bytes((clean / "p1.png").read_bytes()[:60])  # truncated
+    args = ["synth", "--clean", str(clean), "--tasks", "haze", "--workers", workers, "--split", "1.0"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 2
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "p1.png" in line]
+    assert len(lines) == 1 and lines[0].startswith("moewir: error: ") and "p1.png: corrupt or truncated" in lines[0]
+    assert main(args + ["--out", str(tmp_path / "b"), "--skip-bad"]) == 0
+    out = capsys.readouterr()
+    assert "p1.png: corrupt or truncated image" in out.err and "(skipped)" in out.err
+    assert "skipped 1 unreadable photo(s)" in out.out
+    assert sorted(p.name for p in (tmp_path / "b" / "train" / "HAZE" / "input").iterdir()) == ["p0_00.png", "p2_00.png"]
+
+
+def test_image_read_error_survives_pickling_and_torch_worker_rewrap():
+    import pickle
+
+    from moewir.data import ImageReadError
+    err = pickle.loads(pickle.dumps(ImageReadError("/x/a b.png", "corrupt or truncated image (bad: header)")))
+    assert (err.path, err.problem, str(err)) == ("/x/a b.png", "corrupt or truncated image (bad: header)",
+                                                 "/x/a b.png: corrupt or truncated image (bad: header)")
+    # what torch.utils.data does with a worker's exception: type(formatted traceback)
+    wrapped = ImageReadError("Caught ImageReadError in DataLoader worker process 0.\nOriginal Traceback (most "
+                             "recent call last):\n  File \"x.py\", line 1\nmoewir.data.io.ImageReadError: "
+                             "/d/e.png: not an image (format not recognised)\n")
+    assert str(wrapped) == "/d/e.png: not an image (format not recognised)" and wrapped.path == "/d/e.png"

@@ -256,3 +256,22 @@ def test_set_switches_the_weighting_strategy(tmp_path, dataset):
     assert load_config(path, {"weighting.kappa": 2.0})["weighting"] == {"name": "ori", "momentum": 0.9, "kappa": 2.0}
     assert load_config(path, {"weighting.name": "ori"})["weighting"]["kappa"] == 1.0  # same strategy: kept
     assert load_config(path, {"weighting": {"name": "equal"}})["weighting"] == {"name": "equal"}
+
+
+def test_corrupt_image_in_a_loader_worker_is_one_line(tmp_path, dataset, capsys):
+    """torch re-raises a DataLoader worker's ImageReadError from its formatted traceback; the
+    CLI must still print one line naming the file (it printed 'Caught ImageReadError in
+    DataLoader worker process 0' and the worker's traceback)."""
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    for path in (data / "train" / "HAZE" / "input").iterdir():
+        path.write_bytes(path.read_bytes()[:60])
+    cfg = tmp_path / "w.yml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "moewirnet-tiny", "dim": 12},
+                                   "datasets": {"train": {"root": str(data), "patch_size": 32, "workers": 2}},
+                                   "schedule": {"iterations": 2}, "val": {"every": 0}, "log": {"tensorboard": False}}))
+    assert main(["train", str(cfg), "--no-progress", "--set", f"experiments_root={tmp_path}"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("moewir: error: ") and "HAZE/input/" in err[0], err
+    assert "corrupt or truncated image" in err[0] and "Traceback" not in err[0]

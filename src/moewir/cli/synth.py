@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 
 from ..synth.build import build_dataset, clean_photos
@@ -27,6 +28,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--depth-inverse", action="store_true", help="the depth maps are disparity / inverse depth "
                    "(bright = near), as from MiDaS or Depth Anything")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: 0, in-process)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out photos that cannot be read (one warning "
+                   "line each) instead of stopping at the first")
     p.set_defaults(run=run)
 
 
@@ -39,12 +42,20 @@ def run(args: argparse.Namespace) -> int:
     if args.per_image < 1:
         raise ValueError("--per-image must be at least 1")
     photos = clean_photos(args.clean) if args.clean else None
+    skipped = []
+
+    def warn(error):
+        skipped.append(error.path)
+        print(f"moewir: warning: {error} (skipped)", file=sys.stderr)
+
     records = build_dataset(args.out, tasks, photos, args.per_image, args.seed, args.split, args.workers,
-                            (low, high), args.max_side, depth=args.depth, depth_inverse=args.depth_inverse)
+                            (low, high), args.max_side, depth=args.depth, depth_inverse=args.depth_inverse,
+                            skip_bad=args.skip_bad, on_skip=warn)
     stats = defaultdict(list)
     for r in records:
         stats[(r["task"], r["split"])].append(r["psnr"])
-    print(f"\nwrote {len(records)} pairs to {args.out} (manifest.json, manifest.csv)\n")
+    print(f"\nwrote {len(records)} pairs to {args.out} (manifest.json, manifest.csv)"
+          + (f"; skipped {len(skipped)} unreadable photo(s)" if skipped else "") + "\n")
     print("| task | train | test | mean PSNR input vs target (dB) |")
     print("|---|---:|---:|---:|")
     for task in tasks:

@@ -34,10 +34,17 @@ os.umask(_UMASK)
 class ImageReadError(ValueError):
     """An image file is missing, corrupt, not an image, or unreasonably large."""
 
-    def __init__(self, path: str | os.PathLike, problem: str):
+    def __init__(self, path: str | os.PathLike, problem: str | None = None):
+        if problem is None:  # rebuilt from a message alone: torch's DataLoader re-raises a worker's
+            # error as ``type(message)``, the message ending in the worker's "ImageReadError: path: problem"
+            last = str(path).rstrip().splitlines()[-1] if str(path).strip() else ""
+            path, _, problem = last.rpartition("ImageReadError: ")[2].partition(": ")
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
+
+    def __reduce__(self):  # picklable, so a worker process can hand it back (the default needs one argument)
+        return type(self), (self.path, self.problem)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

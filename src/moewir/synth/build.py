@@ -8,17 +8,19 @@ whatever the number of workers. Each photo is read once; workers take one photo 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from ..data.io import atomic_file, is_image_file, read_image, to_uint8, write_image
+from ..data.io import ImageReadError, atomic_file, is_image_file, read_image, to_uint8, write_image
 from .tasks import TASKS, synthesize, task_seed
 
 __all__ = ["default_photos", "build_dataset", "Job", "load_depth", "depth_maps", "fit_longer_side"]
@@ -93,8 +95,14 @@ def depth_maps(folder: str | Path, photos: list[Path]) -> dict[Path, Path]:
     return {p: maps[p.stem] for p in photos}
 
 
-def _run(job: Job) -> list[dict]:
-    clean = fit_longer_side(read_image(job.photo), job.max_side)
+def _run(job: Job, skip_bad: bool = False) -> list[dict] | ImageReadError:
+    """The samples of one photo; with ``skip_bad`` an unreadable photo is returned as its error."""
+    try:
+        clean = fit_longer_side(read_image(job.photo), job.max_side)
+    except ImageReadError as exc:
+        if not skip_bad:
+            raise
+        return exc
     depth = load_depth(job.depth, clean.shape[:2], job.depth_inverse) if job.depth else None
     results = []
     for task, k in job.samples:
@@ -114,11 +122,14 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
                   seed: int = 0, split: float = 0.9, workers: int = 0,
                   severity: tuple[float, float] = (0.2, 1.0), max_side: int | None = None,
                   progress: bool = True, depth: str | Path | None = None,
-                  depth_inverse: bool = False) -> list[dict]:
+                  depth_inverse: bool = False, skip_bad: bool = False,
+                  on_skip: Callable[[ImageReadError], None] | None = None) -> list[dict]:
     """Write the dataset; returns the manifest records.
 
     ``depth`` is a folder of depth maps named like the photos (any image format, larger =
     farther, or nearer when ``depth_inverse``); haze then uses them instead of the depth proxy.
+    An unreadable photo raises :class:`ImageReadError` (from worker processes too); with
+    ``skip_bad`` it is left out and passed to ``on_skip``.
     """
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -142,9 +153,15 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
     # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None
     try:
-        results = pool.map(_run, jobs) if pool else map(_run, jobs)
+        run = functools.partial(_run, skip_bad=skip_bad)
+        results = pool.map(run, jobs) if pool else map(run, jobs)
         with tqdm(total=len(jobs) * len(samples), desc="synth", unit="img", disable=not progress) as bar:
             for job, photo_results in zip(jobs, results):
+                if isinstance(photo_results, ImageReadError):
+                    if on_skip:
+                        on_skip(photo_results)
+                    bar.update(len(samples))
+                    continue
                 for res in photo_results:
                     rel = f"{job.split}/{res['task'].upper()}"
                     name = f"{job.photo.stem}_{res['sample']:02d}.png"
