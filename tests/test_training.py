@@ -275,3 +275,71 @@ def test_corrupt_image_in_a_loader_worker_is_one_line(tmp_path, dataset, capsys)
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("moewir: error: ") and "HAZE/input/" in err[0], err
     assert "corrupt or truncated image" in err[0] and "Traceback" not in err[0]
+
+
+_KILLER = """
+import os, signal, sys, yaml
+from moewir.training.trainer import Trainer
+config = yaml.safe_load(open(sys.argv[1]))
+trainer = Trainer(config, resume=sys.argv[2] == "resume", progress=False)
+loader, after = trainer.loader, int(sys.argv[3])
+def dying():
+    for _ in range(after):
+        yield next(loader)
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9: no finally, no flush
+trainer.loader = dying()
+trainer.train()
+"""
+
+
+def test_kill_9_twice_then_resume_logs_every_iteration_once(tmp_path, dataset):
+    """kill -9 at iteration 9 (checkpoint at 6), resume, kill -9 again at 7 (before any flush of
+    the resumed run), resume to the end: the logs equal an uninterrupted run's, and temporary
+    files a kill mid-save leaves are removed on resume."""
+    import subprocess
+    import sys
+    Trainer(_config(tmp_path, dataset, "full"), progress=False).train()
+    config = _config(tmp_path, dataset, "cut")
+    (tmp_path / "cut.json").write_text(yaml.safe_dump(config))
+    script = tmp_path / "killer.py"
+    script.write_text(_KILLER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for mode, after in (("new", 8), ("resume", 1)):
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path / "cut.json"), mode, str(after)], env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == -9, proc.stderr
+    cut = tmp_path / "experiments" / "cut"
+    orphan = cut / "checkpoints" / ".net_6.safetensors.k2j4.tmp"
+    orphan.write_bytes(b"half a file")
+    resumed = Trainer(config, resume=True, progress=False)
+    resumed.train()
+    full = tmp_path / "experiments" / "full"
+    assert [r["iteration"] for r in _rows(cut / "train_log.csv")] == [str(i) for i in range(1, 13)]
+    assert resumed.start == 6 and not orphan.exists()
+    assert _rows(cut / "train_log.csv") == _rows(full / "train_log.csv")
+    assert _rows(cut / "val_log.csv") == _rows(full / "val_log.csv")
+    assert "removed 1 temporary file(s)" in (cut / "train.log").read_text()
+
+
+@pytest.mark.parametrize("damage", ["empty", "random", "weights"])
+def test_resume_falls_back_past_a_corrupt_latest_checkpoint(tmp_path, dataset, capsys, damage):
+    config = _config(tmp_path, dataset, "fb", **{"log.keep_checkpoints": 3})
+    Trainer(config, progress=False).train()
+    ckpt = tmp_path / "experiments" / "fb" / "checkpoints"
+    target = ckpt / ("net_12.safetensors" if damage == "weights" else "state_12.pt")
+    target.write_bytes(b"" if damage == "empty" else os.urandom(4096))
+    capsys.readouterr()
+    resumed = Trainer(config, resume=True, progress=False)
+    assert resumed.start == 6
+    err = capsys.readouterr().err
+    assert "checkpoint 12 is unreadable and was moved aside" in err and "weights_only" not in err
+    assert {"empty": "(empty file)", "random": "corrupt, or not a moewir training state",
+            "weights": "cannot read weights"}[damage] in err
+    assert (target.parent / (target.name + ".corrupt")).is_file()
+    resumed.train()  # and it trains to the end again
+    assert (ckpt / "state_12.pt").is_file() and Trainer(config, resume=True, progress=False).start == 12
+    for path in ckpt.iterdir():
+        if not path.name.endswith(".corrupt"):
+            path.write_bytes(b"")
+    with pytest.raises(ValueError, match="no intact checkpoint to resume from"):
+        Trainer(config, resume=True, progress=False)

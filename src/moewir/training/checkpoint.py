@@ -27,7 +27,7 @@ from torch import nn
 from ..data.io import atomic_file
 
 __all__ = ["save_weights", "load_weights", "read_metadata", "stored_shapes", "check_fit", "save_checkpoint",
-           "latest_checkpoint", "load_state", "prune_checkpoints"]
+           "latest_checkpoint", "newest_intact_checkpoint", "remove_orphans", "load_state", "prune_checkpoints"]
 
 _STATE = re.compile(r"state_(\d+)\.pt$")
 
@@ -114,10 +114,53 @@ def latest_checkpoint(folder: str | Path) -> int | None:
 
 def load_state(folder: str | Path, iteration: int) -> dict[str, Any]:
     path = Path(folder) / f"state_{iteration}.pt"
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path}: cannot read the training state (empty file)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise ValueError(f"{path}: cannot read the training state ({exc})") from None
+        # torch's own message may advise weights_only=False, i.e. unpickling an untrusted file: never shown
+        raise ValueError(f"{path}: cannot read the training state (corrupt, or not a moewir training state: "
+                         f"{type(exc).__name__})") from None
+
+
+def newest_intact_checkpoint(folder: str | Path) -> tuple[int | None, list[str]]:
+    """The newest checkpoint whose files all read back, and why each newer one was passed over.
+
+    A checkpoint passed over is moved aside (``*.corrupt``), so it no longer counts as the
+    newest and is never pruned in place of an intact one.
+    """
+    folder = Path(folder)
+    problems = []
+    for iteration in reversed(_saved(folder)):
+        files = [folder / f"state_{iteration}.pt", folder / f"net_{iteration}.safetensors",
+                 folder / f"net_ema_{iteration}.safetensors"]
+        try:
+            if not files[1].is_file():
+                raise ValueError(f"{files[1]}: missing")
+            load_state(folder, iteration)
+            for path in files[1:]:
+                if path.is_file():
+                    try:
+                        load_safetensors_bytes(path.read_bytes())
+                    except Exception as exc:  # safetensors raises its own error types
+                        raise ValueError(f"{path}: cannot read weights ({exc})") from None
+            return iteration, problems
+        except ValueError as exc:
+            problems.append(f"checkpoint {iteration} is unreadable and was moved aside ({exc})")
+            for path in files:
+                if path.is_file():
+                    path.replace(path.with_name(path.name + ".corrupt"))
+    return None, problems
+
+
+def remove_orphans(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a kill mid-save leaves (``.NAME.XXXX.tmp``); returns them."""
+    folder = Path(folder)
+    orphans = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return orphans
 
 
 def prune_checkpoints(folder: str | Path, keep: int) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "mean_across_ranks", "average_gradients", "barrier", "cleanup"]
+__all__ = ["DistInfo", "setup", "mean_across_ranks", "broadcast_int", "average_gradients", "barrier", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,16 @@ def mean_across_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(values)
         values /= info.world
     return values
+
+
+def broadcast_int(value: int, info: DistInfo) -> int:
+    """The main rank's ``value`` on every rank."""
+    if info.world <= 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64,
+                          device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(tensor, 0)
+    return int(tensor.item())
 
 
 def average_gradients(parameters, info: DistInfo) -> None:

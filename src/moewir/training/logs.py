@@ -6,12 +6,16 @@ import csv
 import logging
 from pathlib import Path
 
+from ..data.io import atomic_file
+
 __all__ = ["CsvLog", "TensorBoard", "file_logger"]
 
 
 class CsvLog:
     """Rows keyed by ``iteration``. Opening it at ``start`` drops rows after ``start`` (left by
-    an interrupted run), so a resumed run's log reads like one uninterrupted run."""
+    an interrupted run), so a resumed run's log reads like one uninterrupted run. The kept rows
+    are rewritten atomically (temporary file, then rename) before appending, so a run killed
+    again right after resuming loses none of them."""
 
     def __init__(self, path: Path, columns: list[str], start: int = 0):
         self.path, self.columns = path, columns
@@ -21,11 +25,14 @@ class CsvLog:
                 reader = csv.reader(f)
                 header = next(reader, None)
                 if header == columns:
-                    kept = [row for row in reader if row and int(row[0]) <= start]
-        self.file = open(path, "w", newline="")
+                    kept = [row for row in reader if len(row) == len(columns) and row[0].isdigit()
+                            and int(row[0]) <= start]
+        with atomic_file(path, "w") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows(kept)
+        self.file = open(path, "a", newline="")
         self.writer = csv.writer(self.file)
-        self.writer.writerow(columns)
-        self.writer.writerows(kept)
 
     def write(self, row: dict) -> None:
         self.writer.writerow([_fmt(row.get(c, "")) for c in self.columns])

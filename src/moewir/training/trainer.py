@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from ..inference.tiling import tiled_forward
 from ..metrics import psnr, ssim
 from ..models import create_model
 from . import distributed
-from .checkpoint import latest_checkpoint, load_state, load_weights, prune_checkpoints, save_checkpoint
+from .checkpoint import (latest_checkpoint, load_state, load_weights, newest_intact_checkpoint, prune_checkpoints,
+                         remove_orphans, save_checkpoint)
 from .logs import CsvLog, TensorBoard, file_logger
 from .losses import CompositeLoss
 from .weighting import create_weighting
@@ -66,11 +68,24 @@ class Trainer:
         if start is not None and not resume:
             raise ValueError(f"{self.dir} already has checkpoints (latest: iteration {start}); "
                              f"pass --resume to continue it, or choose another name (--set name=...)")
+        problems: list[str] = []
+        if start is not None and self.dist.main:
+            orphans = remove_orphans(self.ckpt_dir)  # left by a kill mid-save
+            problems = [f"removed {len(orphans)} temporary file(s) left by an interrupted save"] if orphans else []
+            start, skipped = newest_intact_checkpoint(self.ckpt_dir)
+            problems += skipped
+            if start is None:
+                raise ValueError(f"{self.ckpt_dir}: no intact checkpoint to resume from ({'; '.join(skipped)})")
+        if self.dist.world > 1:  # every rank resumes where the main rank checked
+            start = distributed.broadcast_int(start or 0, self.dist) or None
         self.start = start or 0
         if self.dist.main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         distributed.barrier(self.dist)
         self.log = file_logger(self.dir / f"train_rank{self.dist.rank}.log" if self.dist.rank else self.dir / "train.log")
+        for problem in problems:
+            self.log.info(f"resume: {problem}")
+            print(f"moewir: warning: resume: {problem}", file=sys.stderr)
 
         torch.manual_seed(config["seed"])  # the same initial weights on every rank
         data = config["datasets"]
@@ -178,6 +193,8 @@ class Trainer:
 
     def save(self, iteration: int) -> None:
         if self.dist.main:
+            self.train_csv.flush()  # the rows up to a checkpoint are on disk before it exists
+            self.val_csv.flush()
             save_checkpoint(self.ckpt_dir, iteration, self.model, self.ema, self._state(iteration))
             prune_checkpoints(self.ckpt_dir, self.config["log"]["keep_checkpoints"])
             self.log.info(f"checkpoint: iteration {iteration} -> {self.ckpt_dir}")
