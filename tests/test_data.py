@@ -175,7 +175,7 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
     write_image(tmp_path / "out" / "x.png", np.full((4, 4, 3), 0.5))
     assert sorted(os.listdir(tmp_path / "out")) == ["x.png"]
     np.testing.assert_allclose(read_image(tmp_path / "out" / "x.png"), 128 / 255.0)
-    with pytest.raises(ValueError, match="unknown image extension"):
+    with pytest.raises(ValueError, match="unknown or unwritable image extension"):
         write_image(tmp_path / "out" / "x.unknown", np.zeros((2, 2, 3)))
     assert sorted(os.listdir(tmp_path / "out")) == ["x.png"]
 

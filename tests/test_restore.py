@@ -202,12 +202,18 @@ def test_cli_skips_existing_outputs_unless_overwrite(weights, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["restore", str(tmp_path / "in" / "a.png"), "-o", str(out), "--weights", str(weights), "--no-progress"]
     assert main(args) == 0
-    (out / "a.png").write_bytes(b"marker")
+    kept = np.zeros((5, 7, 3), np.uint8)
+    Image.fromarray(kept).save(out / "a.png")  # a valid image: kept
     assert main(args) == 0
-    assert (out / "a.png").read_bytes() == b"marker"
+    assert read_image(out / "a.png").shape == (5, 7, 3)
     assert "| 0 | 1 | 0 |" in capsys.readouterr().out
     assert main(args + ["--overwrite"]) == 0
     assert read_image(out / "a.png").shape == (40, 56, 3)
+    # a 0-byte or corrupt output (a kill, a full disk) counts as missing, not as "exists"
+    for damaged in (b"", (out / "a.png").read_bytes()[:100], b"marker"):
+        (out / "a.png").write_bytes(damaged)
+        assert main(args) == 0
+        assert "| 1 | 0 | 0 |" in capsys.readouterr().out and read_image(out / "a.png").shape == (40, 56, 3)
 
 
 def test_cli_bad_inputs_fail_one_line_each_and_the_rest_go_on(weights, tmp_path, capsys):
@@ -308,3 +314,48 @@ def test_nan_or_inf_input_is_refused():
     with pytest.raises(ValueError, match="NaN or infinite"):
         restorer.restore_tensor(torch.full((3, 8, 8), float("nan")))
     assert np.isfinite(restorer.restore(np.full((16, 16, 3), 0.5, np.float32))).all()
+
+
+def test_cli_checks_outputs_before_any_work(weights, tmp_path, capsys):
+    """-o naming a file, or a --format nobody can write, fail at once: before the network is
+    loaded (the weights path here does not even exist) and before any image is restored."""
+    _photos(tmp_path / "in")
+    (tmp_path / "file.txt").write_text("x")
+    missing = str(tmp_path / "nope.safetensors")
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "file.txt"), "--weights", missing]) == 2
+    assert capsys.readouterr().err.strip() == f"moewir: error: {tmp_path / 'file.txt'}: -o must be a folder, and this is a file"
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--format", "xyz", "--weights", missing]) == 2
+    assert "cannot write .xyz images" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_cli_says_what_an_output_cannot_keep_and_keeps_16_bits(tmp_path, capsys):
+    """An animated GIF is restored as its first frame with a warning; a 16-bit PNG comes back as
+    a 16-bit PNG (identity network: every 16-bit sample survives), a 16-bit input written to
+    another format gets a warning."""
+    from moewir.data.png16 import read_png16, write_png16
+    torch.manual_seed(0)
+    identity = tmp_path / "identity.safetensors"
+    save_weights(identity, moewir.create_model("moewirnet-tiny", zero_init_output=True))
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.fromarray(np.full((24, 32, 3), v, np.uint8)) for v in (40, 120, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(src / "anim.png", save_all=True, append_images=frames[1:2], duration=100)  # APNG
+    rng = np.random.default_rng(0)
+    deep = rng.integers(0, 65536, (20, 28, 3)).astype(np.float64) / 65535.0
+    with open(src / "deep.png", "wb") as f:
+        write_png16(f, deep)
+    np.testing.assert_array_equal(np.asarray(Image.open(src / "deep.png")),  # Pillow reads the high bytes
+                                  (np.round(deep * 65535).astype(np.uint16) >> 8).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["restore", str(src), str(tmp_path / "anim.gif"), "-o", str(out), "--weights", str(identity),
+                 "--no-progress", "--tile", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "anim.gif: animated image with 3 frames: only the first frame was restored" in err
+    assert "anim.png: animated image with 2 frames" in err and (out / "anim.gif").is_file()
+    restored = read_png16(out / "deep.png")
+    assert restored is not None  # 16-bit on disk
+    np.testing.assert_allclose(restored, deep, atol=0.6 / 65535)
+    assert main(["restore", str(src / "deep.png"), "-o", str(tmp_path / "j"), "--format", "jpg",
+                 "--weights", str(identity), "--no-progress"]) == 0
+    assert "16-bit input written as 8-bit .jpg (--format png keeps 16 bits)" in capsys.readouterr().err

@@ -47,12 +47,13 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import load
-    from ..inference.files import plan_jobs, restore_files, summarize
+    from ..inference.files import check_outputs, plan_jobs, restore_files, summarize
 
     if args.tile < 0 or args.max_megapixels <= 0:
         raise ValueError("--tile must be >= 0 and --max-megapixels > 0")
     extension = "." + args.format.lower().lstrip(".") if args.format else None
     jobs, problems = plan_jobs(args.inputs, args.output, args.recursive, args.suffix, extension)
+    check_outputs(args.output, jobs)  # before the network is loaded and any image restored
     for problem in problems:
         print(f"moewir: error: {problem.source}: {problem.error}", file=sys.stderr)
     restorer = load(args.weights or args.model or DEFAULT_MODEL, device=args.device, tile=args.tile or None,

@@ -22,7 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .png16 import read_png16
 
 __all__ = ["ImageReadError", "read_image", "write_image", "atomic_file", "to_uint8", "IMAGE_EXTENSIONS",
-           "DEFAULT_MAX_PIXELS", "is_image_file", "pil_to_rgb"]
+           "DEFAULT_MAX_PIXELS", "is_image_file", "pil_to_rgb", "writable_format", "source_bit_depth",
+           "frame_count", "usable_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Decompression-bomb guard: images above this many pixels are refused (about 16k x 12k).
@@ -146,15 +147,66 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
+def writable_format(extension: str) -> str | None:
+    """Pillow's format name that can write files ending in ``extension`` (``".png"``), or ``None``."""
+    fmt = Image.registered_extensions().get(extension.lower())
+    return fmt if fmt in Image.SAVE else None
+
+
+def source_bit_depth(path: str | os.PathLike) -> int:
+    """16 for an image whose samples have 16 bits (PNG, or a 16-bit grey file of another format), else 8."""
+    from .png16 import png_bit_depth
+
+    depth = png_bit_depth(path)
+    if depth is not None:
+        return 16 if depth == 16 else 8
+    try:
+        with Image.open(path) as img:
+            return 16 if img.mode.startswith("I;16") else 8
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 8
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95, bits: int = 8) -> None:
     """Write a float ``H x W x 3`` array in ``[0, 1]`` (or uint8) to ``path`` atomically.
 
-    The format follows the extension; JPEGs use ``quality``.
+    The format follows the extension; JPEGs use ``quality``. ``bits=16`` writes a 16-bit PNG
+    (only PNG: the other formats are written at 8 bits).
     """
     path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
+    fmt = writable_format(path.suffix)
     if fmt is None:
-        raise ValueError(f"{path}: unknown image extension {path.suffix!r}")
+        raise ValueError(f"{path}: unknown or unwritable image extension {path.suffix!r}")
+    if bits == 16 and fmt == "PNG" and np.asarray(image).dtype != np.uint8:
+        from .png16 import write_png16
+
+        with atomic_file(path) as f:
+            write_png16(f, image)
+        return
     img = Image.fromarray(to_uint8(image))
     with atomic_file(path) as f:
         img.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Frames in an animated GIF / WebP / APNG (1 for a still image or one that cannot be opened)."""
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 1
+
+
+def usable_image(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a non-empty image that decodes completely (an existing output worth keeping)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+        return True
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False

@@ -10,7 +10,9 @@ filters are therefore undone one anti-diagonal at a time, vectorised along it: `
 numpy steps instead of ``H * W`` Python steps.
 
 Only non-interlaced files are decoded here; :func:`read_png16` returns ``None`` for anything
-else and the caller falls back to Pillow.
+else and the caller falls back to Pillow. :func:`write_png16` writes 16-bit RGB PNGs, which
+Pillow cannot (filter type 0 on every row, zlib level 6), and :func:`png_bit_depth` reads the
+sample depth from the header.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["read_png16", "unfilter"]
+__all__ = ["read_png16", "write_png16", "png_bit_depth", "unfilter"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {2: 3, 6: 4}  # colour type -> samples per pixel (RGB, RGBA)
@@ -89,3 +91,26 @@ def read_png16(path: str | os.PathLike) -> np.ndarray | None:
     raw = unfilter(data, height, width, 2 * channels)
     samples = raw.reshape(height, width * channels * 2).view(">u2").reshape(height, width, channels)
     return samples[..., :3].astype(np.float32) / 65535.0
+
+
+def png_bit_depth(path: str | os.PathLike) -> int | None:
+    """Bits per sample of a PNG (1-16) from its header; ``None`` when ``path`` is not a PNG."""
+    with open(path, "rb") as f:
+        header = f.read(29)
+    if len(header) < 29 or not header.startswith(_SIGNATURE) or header[12:16] != b"IHDR":
+        return None
+    return header[24]
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def write_png16(f, image: np.ndarray) -> None:
+    """Write a float ``H x W x 3`` image in ``[0, 1]`` to the binary file ``f`` as a 16-bit RGB PNG."""
+    samples = np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(">u2")
+    height, width = samples.shape[:2]
+    rows = samples.reshape(height, width * 3).view(np.uint8).reshape(height, width * 6)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 per row
+    f.write(_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b""))

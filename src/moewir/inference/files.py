@@ -15,9 +15,10 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from ..data.io import DEFAULT_MAX_PIXELS, ImageReadError, is_image_file, read_image, write_image
+from ..data.io import (DEFAULT_MAX_PIXELS, ImageReadError, frame_count, is_image_file, read_image, source_bit_depth,
+                       usable_image, writable_format, write_image)
 
-__all__ = ["Job", "Outcome", "plan_jobs", "restore_files", "summarize"]
+__all__ = ["Job", "Outcome", "plan_jobs", "check_outputs", "restore_files", "summarize"]
 
 _GLOB_CHARS = set("*?[")
 
@@ -38,6 +39,7 @@ class Outcome:
     megapixels: float = 0.0
     seconds: float = 0.0
     size: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the output does not keep (frames, bits)
 
 
 def _expand(item: str, recursive: bool) -> list[tuple[Path, Path]] | None:
@@ -83,24 +85,43 @@ def plan_jobs(items: list[str], output_dir: str | Path, recursive: bool = False,
     return jobs, problems
 
 
+def check_outputs(output_dir: str | Path, jobs: list[Job]) -> None:
+    """Before any work: the output folder is not a file, and every output format can be written."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{output_dir}: -o must be a folder, and this is a file")
+    for suffix in sorted({job.output.suffix.lower() for job in jobs}):
+        if writable_format(suffix) is None:
+            raise ValueError(f"cannot write {suffix or 'extension-less'} images (e.g. "
+                             f"{next(j.output for j in jobs if j.output.suffix.lower() == suffix)}); "
+                             f"choose another --format, e.g. png")
+
+
 def _restore_one(restore: Callable[[np.ndarray], np.ndarray], job: Job, max_pixels: int) -> Outcome:
     started = time.perf_counter()
     try:
         image = read_image(job.source, max_pixels=max_pixels)
     except ImageReadError as exc:
         return Outcome(str(job.source), None, "failed", exc.problem)
+    notes = []
+    frames = frame_count(job.source)
+    if frames > 1:
+        notes.append(f"animated image with {frames} frames: only the first frame was restored")
+    bits = source_bit_depth(job.source)
+    if bits == 16 and job.output.suffix.lower() != ".png":
+        notes.append(f"16-bit input written as 8-bit {job.output.suffix} (--format png keeps 16 bits)")
     try:
         restored = restore(image)
     except RuntimeError as exc:  # e.g. out of memory on the device
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         return Outcome(str(job.source), None, "failed", f"restoration failed ({first}); a smaller --tile needs less memory")
     try:
-        write_image(job.output, restored)
+        write_image(job.output, restored, bits=bits)
     except (OSError, ValueError) as exc:
         return Outcome(str(job.source), str(job.output), "failed", f"cannot write the output ({exc})")
     h, w = image.shape[:2]
     return Outcome(str(job.source), str(job.output), "restored", megapixels=h * w / 1e6,
-                   seconds=time.perf_counter() - started, size=[w, h])
+                   seconds=time.perf_counter() - started, size=[w, h], notes=notes)
 
 
 def restore_files(restore: Callable[[np.ndarray], np.ndarray], jobs: list[Job], overwrite: bool = False,
@@ -110,12 +131,14 @@ def restore_files(restore: Callable[[np.ndarray], np.ndarray], jobs: list[Job], 
     reported one line each through ``report`` and recorded, never raised."""
     outcomes = []
     for job in tqdm(jobs, desc="restore", unit="img", disable=not progress, dynamic_ncols=True):
-        if job.output.exists() and not overwrite:
+        if job.output.exists() and not overwrite and usable_image(job.output):  # 0-byte or corrupt: redo
             outcomes.append(Outcome(str(job.source), str(job.output), "skipped", "output exists (use --overwrite)"))
             continue
         outcomes.append(_restore_one(restore, job, max_pixels))
         if outcomes[-1].status == "failed":
             report(f"moewir: error: {outcomes[-1].source}: {outcomes[-1].error}")
+        for note in outcomes[-1].notes:
+            report(f"moewir: warning: {outcomes[-1].source}: {note}")
     return outcomes
 
 
