@@ -1,6 +1,8 @@
 """The trainer end to end on a tiny synthetic set: learning, exact resume, DDP, config errors."""
 import csv
+import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 from moewir.cli.main import main
-from moewir.data import write_image
+from moewir.data import ImageReadError, write_image
 from moewir.training.checkpoint import load_weights, read_metadata
 from moewir.training.config import load_config
 from moewir.training.trainer import Trainer, cosine_with_warmup
@@ -343,3 +345,56 @@ def test_resume_falls_back_past_a_corrupt_latest_checkpoint(tmp_path, dataset, c
             path.write_bytes(b"")
     with pytest.raises(ValueError, match="no intact checkpoint to resume from"):
         Trainer(config, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optim.lr", [1, 2], "'optim.lr' must be a positive number, got [1, 2]"),
+    ("optim.lr", 0, "'optim.lr' must be a positive number"),
+    ("datasets.train.patch_size", -5, "'datasets.train.patch_size' must be a positive integer, got -5"),
+    ("datasets.train.batch_per_task", {"haze": 0}, "'datasets.train.batch_per_task' must be a positive integer or"),
+    ("schedule.iterations", 2.5, "'schedule.iterations' must be a positive integer"),
+    ("train.ema", 1.0, "'train.ema' must be a number in [0, 1)"),
+    ("optim.betas", [0.9], "'optim.betas' must be two numbers in [0, 1)"),
+    ("datasets.val.center_crop", 0, "'datasets.val.center_crop' must be null or a positive integer"),
+])
+def test_unusable_config_values_name_their_key(tmp_path, dataset, capsys, key, value, message):
+    """One line naming the key and the value, before torch or numpy see it; and a run that fails
+    at start leaves no experiment folder behind."""
+    cfg = tmp_path / "v.yml"
+    cfg.write_text(yaml.safe_dump({"datasets": {"train": {"root": str(dataset)}}}))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_config(cfg, {key: value})
+    assert main(["train", str(cfg), "--set", f"{key}={json.dumps(value)}", "--set", f"experiments_root={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and re.escape(message)[:20].replace("\\", "") in err.replace("\\", "")
+    assert not (tmp_path / "v").exists()
+
+
+def test_failed_start_leaves_no_folder_and_bad_val_images_are_skipped(tmp_path, dataset, capsys):
+    import shutil
+    config = _config(tmp_path, dataset, "nofolder", **{"datasets.train.tasks": ["snow"]})
+    with pytest.raises(ValueError, match="no pairs for task"):
+        Trainer(config, progress=False)
+    assert not (tmp_path / "experiments" / "nofolder").exists()
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    bad = sorted((data / "test" / "RAIN" / "input").iterdir())[0]
+    bad.write_bytes(b"not an image")
+    for corrupt_train in sorted((data / "train" / "HAZE" / "input").iterdir())[:3]:  # 3 of 4: drawn for sure
+        corrupt_train.write_bytes(b"")
+    overrides = {"datasets.train.root": str(data), "schedule.iterations": 6, "val.every": 3,
+                 "datasets.val.max_per_task": 2}
+    with pytest.raises(ImageReadError, match="not an image"):  # without skip_bad the first validation stops
+        Trainer(_config(tmp_path, dataset, "strict", **overrides, **{"datasets.train.tasks": ["rain"]}),
+                progress=False).train()
+    capsys.readouterr()
+    trainer = Trainer(_config(tmp_path, dataset, "lenient", **overrides, **{"datasets.train.skip_bad": True}),
+                      progress=False)
+    trainer.train()
+    err = capsys.readouterr().err
+    assert err.count("skipping unreadable validation pair") == 1 and bad.name in err
+    log = (tmp_path / "experiments" / "lenient" / "train.log").read_text()
+    assert "skipping unreadable validation pair" in log
+    rows = _rows(tmp_path / "experiments" / "lenient" / "val_log.csv")
+    assert {r["images"] for r in rows if r["task"] == "rain"} == {"1"}  # 2 pairs, one unreadable
+    assert "moewir: warning: skipping unreadable pair" in err and "skipping unreadable pair: " in log  # both

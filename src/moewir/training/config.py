@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DEFAULTS", "load_config", "apply_overrides", "load_yaml", "read_yaml_mapping"]
+__all__ = ["DEFAULTS", "load_config", "apply_overrides", "check_values", "load_yaml", "read_yaml_mapping"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -74,6 +74,55 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+#: Values the trainer cannot use, caught here with the key's name instead of deep inside torch.
+_CHECKS: list[tuple[str, Any, str]] = [
+    ("seed", _count, "a non-negative integer"),
+    ("datasets.train.patch_size", _positive_int, "a positive integer"),
+    ("datasets.train.batch_per_task",
+     lambda v: _positive_int(v) or (isinstance(v, dict) and bool(v) and all(_positive_int(n) for n in v.values())),
+     "a positive integer or a mapping of task to positive integer"),
+    ("datasets.train.workers", _count, "a non-negative integer"),
+    ("datasets.val.center_crop", lambda v: v is None or _positive_int(v), "null or a positive integer"),
+    ("datasets.val.max_per_task", lambda v: v is None or _positive_int(v), "null or a positive integer"),
+    ("optim.lr", lambda v: _number(v) and v > 0, "a positive number"),
+    ("optim.weight_decay", lambda v: _number(v) and v >= 0, "a non-negative number"),
+    ("optim.betas", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v),
+     "two numbers in [0, 1)"),
+    ("schedule.iterations", _positive_int, "a positive integer"),
+    ("schedule.warmup", _count, "a non-negative integer"),
+    ("schedule.min_lr", lambda v: _number(v) and v >= 0, "a non-negative number"),
+    ("train.grad_clip", lambda v: _number(v) and v >= 0, "a non-negative number"),
+    ("train.ema", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("val.every", _count, "a non-negative integer"),
+    ("val.crop_border", _count, "a non-negative integer"),
+    ("log.every", _count, "a non-negative integer"),
+    ("log.checkpoint_every", _count, "a non-negative integer"),
+    ("log.keep_checkpoints", _count, "a non-negative integer"),
+]
+
+
+def check_values(config: dict) -> None:
+    """One error naming the first key whose value the trainer cannot use."""
+    for dotted, ok, what in _CHECKS:
+        value: Any = config
+        for part in dotted.split("."):
+            value = value[part]
+        if not ok(value):
+            raise ValueError(f"config key {dotted!r} must be {what}, got {value!r}")
+
+
 def _merge(base: dict, update: dict, path: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
@@ -129,6 +178,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
     data = read_yaml_mapping(path)
     try:
         config = apply_overrides(_merge(DEFAULTS, data), overrides or {})
+        check_values(config)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if config["name"] is None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from pathlib import Path
 
 from ..data.io import atomic_file
 
-__all__ = ["CsvLog", "TensorBoard", "file_logger"]
+__all__ = ["CsvLog", "TensorBoard", "file_logger", "close_logs"]
 
 
 class CsvLog:
@@ -71,15 +72,33 @@ class TensorBoard:
             self.writer.close()
 
 
+def close_logs() -> None:
+    """Detach and close the handlers :func:`file_logger` attached."""
+    for name in ("moewir.train", "moewir.data"):
+        log = logging.getLogger(name)
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+            handler.close()
+
+
 def file_logger(path: Path) -> logging.Logger:
-    """``moewir.train`` writing timestamped lines to ``path``."""
+    """``moewir.train`` writing timestamped lines to ``path``.
+
+    The data pipeline's warnings (``moewir.data``: skipped unreadable pairs) go to the same file
+    and to stderr as ``moewir: warning: ...`` lines.
+    """
+    close_logs()
     log = logging.getLogger("moewir.train")
     log.setLevel(logging.INFO)
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(handler)
     log.propagate = False
+    data = logging.getLogger("moewir.data")
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("moewir: warning: %(message)s"))
+    console.setLevel(logging.WARNING)
+    data.addHandler(handler)
+    data.addHandler(console)
+    data.propagate = False
     return log

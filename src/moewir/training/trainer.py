@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data import MultiTaskLoader, PairedImages, discover, select_tasks
+from ..data import ImageReadError, MultiTaskLoader, PairedImages, discover, select_tasks
 from ..devices import resolve_device
 from ..inference.tiling import tiled_forward
 from ..metrics import psnr, ssim
@@ -30,7 +31,7 @@ from ..models import create_model
 from . import distributed
 from .checkpoint import (latest_checkpoint, load_state, load_weights, newest_intact_checkpoint, prune_checkpoints,
                          remove_orphans, save_checkpoint)
-from .logs import CsvLog, TensorBoard, file_logger
+from .logs import CsvLog, TensorBoard, close_logs, file_logger
 from .losses import CompositeLoss
 from .weighting import create_weighting
 
@@ -56,6 +57,17 @@ class Trainer:
 
     def __init__(self, config: dict[str, Any], resume: bool = False, progress: bool = True):
         self.config, self.progress = config, progress
+        folder = Path(config["experiments_root"]) / config["name"]
+        fresh = not folder.exists()
+        try:
+            self._setup(config, resume)
+        except BaseException:
+            if fresh:  # a run that fails at start leaves no empty experiment folder behind
+                close_logs()
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _setup(self, config: dict[str, Any], resume: bool) -> None:
         device = resolve_device(config["device"])
         self.dist = distributed.setup(device.type)
         if device.type == "cuda":
@@ -94,6 +106,7 @@ class Trainer:
         self.tasks = sorted(self.tasks_pairs)
         val = data["val"]
         self.val_pairs = self._val_pairs(val, train["root"])
+        self.bad_val: set[str] = set()
 
         model_cfg = dict(config["model"])
         self.model = create_model(model_cfg.pop("name"), **model_cfg).to(device)
@@ -242,16 +255,29 @@ class Trainer:
         was_training = net.training
         net.eval()
         results = {}
+        skip_bad = self.config["datasets"]["train"]["skip_bad"]
         for task, pairs in self.val_pairs.items():
             scores = []
-            for item in PairedImages(pairs, self.config["datasets"]["val"]["center_crop"]):
+            images = PairedImages(pairs, self.config["datasets"]["val"]["center_crop"])
+            for index in range(len(images)):
+                try:
+                    item = images[index]
+                except ImageReadError as exc:
+                    if not skip_bad:
+                        raise
+                    if exc.path not in self.bad_val:
+                        self.bad_val.add(exc.path)
+                        self.log.warning(f"skipping unreadable validation pair: {exc}")
+                        print(f"moewir: warning: skipping unreadable validation pair: {exc}", file=sys.stderr)
+                    continue
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                     out = tiled_forward(net, item["input"][None].to(self.device), val["tile"], val["tile_overlap"])
                 out, tgt = out.float().clamp(0, 1).cpu(), item["target"][None]
                 kw = dict(crop_border=val["crop_border"], y_channel=val["y_channel"])
                 scores.append((psnr(out, tgt, **kw).item(), ssim(out, tgt, **kw).item()))
-            results[task] = {"images": len(scores), "psnr": sum(s[0] for s in scores) / len(scores),
-                             "ssim": sum(s[1] for s in scores) / len(scores)}
+            if scores:
+                results[task] = {"images": len(scores), "psnr": sum(s[0] for s in scores) / len(scores),
+                                 "ssim": sum(s[1] for s in scores) / len(scores)}
         net.train(was_training)
         return results
 
