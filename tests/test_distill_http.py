@@ -307,3 +307,121 @@ def test_distill_run_with_the_http_judge(stub, tmp_path, capsys):
     assert main(["distill", "run", "--candidates", str(tmp_path / "cands"), "--db", str(tmp_path / "db"),
                  "--out", str(tmp_path / "out2"), "--config", str(config), "--judge", "http", "--no-progress"]) == 2
     assert "no api_key in config files" in capsys.readouterr().err and len(stub.requests) == 3
+
+
+class RawServer:
+    """A loopback TCP server that answers each connection with ``respond(conn, stop)``: for
+    replies an HTTP library would not send (dripping bytes, endless bodies, redirects)."""
+
+    def __init__(self, respond):
+        import socket
+        self.stop = threading.Event()
+        self.hits = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.thread = threading.Thread(target=self._serve, args=(respond,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, respond):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.hits += 1
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                try:
+                    respond(conn, self.stop)
+                except OSError:
+                    pass  # the client hung up
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def start(respond):
+        servers.append(RawServer(respond))
+        return servers[-1]
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_redirects_are_never_followed_and_the_key_stays_home(stub, raw_server, make_query, monkeypatch):
+    """A 302 to another origin (a live one that would answer True) is a judge error; that
+    origin never sees a request, let alone the key."""
+    monkeypatch.setenv("MOEWIR_JUDGE_API_KEY", "sekret-key-123")
+    redirect = raw_server(lambda conn, stop: conn.sendall(
+        f"HTTP/1.1 302 Found\r\nLocation: {stub.url}/chat/completions\r\nContent-Length: 0\r\n\r\n".encode()))
+    judge = HttpJudge(url=redirect.url, model="m", retries=2, backoff=0.01)
+    [verdict] = judge.judge([make_query()])
+    assert verdict.reason == "judge-error" and "HTTP 302 redirect to" in verdict.detail and "not followed" in verdict.detail
+    assert stub.requests == [] and redirect.hits == 1  # not retried either
+
+
+def test_timeout_bounds_the_whole_request_not_each_read(raw_server, make_query):
+    """A server that sends a byte every 0.3 s for 20 s held a request for its whole drip
+    (each read was within the timeout); now the request ends at the timeout."""
+    import time
+
+    def drip(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(66):
+            if stop.wait(0.3):
+                return
+            conn.sendall(b" ")
+    server = raw_server(drip)
+    judge = HttpJudge(url=server.url, model="m", retries=0, timeout=1.0)
+    started = time.monotonic()
+    [verdict] = judge.judge([make_query()])
+    elapsed = time.monotonic() - started
+    assert verdict.reason == "judge-error" and "no answer within 1 s" in verdict.detail
+    assert elapsed < 8, elapsed  # the drip lasts 20 s
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_huge_responses_are_refused_not_read_whole(raw_server, make_query, declared):
+    def flood(conn, stop):
+        head = "HTTP/1.1 200 OK\r\n" + ("Content-Length: 400000000\r\n" if declared else "Connection: close\r\n")
+        conn.sendall((head + "\r\n").encode())
+        chunk = b"x" * 65536
+        for _ in range(200):  # 13 MB at most, the client stops long before
+            if stop.is_set():
+                return
+            conn.sendall(chunk)
+    server = raw_server(flood)
+    judge = HttpJudge(url=server.url, model="m", retries=1, timeout=10, max_response_bytes=100_000)
+    [verdict] = judge.judge([make_query()])
+    assert verdict.reason == "judge-error" and "refused" in verdict.detail and "max_response_bytes" in verdict.detail
+    assert server.hits == 1  # not retried
+
+
+def test_the_api_key_is_redacted_from_everything_written(stub, make_query, monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("MOEWIR_JUDGE_API_KEY", "sekret-key-123")
+    stub.script([(401, b'{"error": "bad key Bearer sekret-key-123"}', 0.0)])
+    judge = judge_for(stub, retries=0)
+    with caplog.at_level(logging.WARNING, logger="moewir.distill"):
+        [verdict] = judge.judge([make_query()])
+    assert "HTTP 401" in verdict.detail and "[redacted]" in verdict.detail
+    assert "sekret-key-123" not in verdict.detail and "sekret-key-123" not in caplog.text
+    stub.script([chat("Maybe sekret-key-123")])  # a malformed answer echoing it
+    [verdict] = judge_for(stub, retries=0).judge([make_query(index=1)])
+    assert "sekret-key-123" not in verdict.detail and "[redacted]" in verdict.detail

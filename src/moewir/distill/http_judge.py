@@ -15,7 +15,11 @@ answers are not. A query that still has no usable answer gets a ``judge-error`` 
 warning in the ``moewir.distill`` log); :meth:`HttpJudge.judge` never raises.
 
 The API key, if any, is read from the environment variable named by ``api_key_env``
-(``MOEWIR_JUDGE_API_KEY`` by default) and sent as ``Authorization: Bearer <key>``.
+(``MOEWIR_JUDGE_API_KEY`` by default) and sent as ``Authorization: Bearer <key>``, only to
+the configured origin: redirects are never followed (a 3xx is a judge error naming where it
+pointed). ``timeout`` bounds the whole request (connect, send, headers and body), not each
+socket read; bodies above ``max_response_bytes`` are cut off and refused; the key is
+redacted from every text kept or printed (error bodies, malformed answers).
 """
 from __future__ import annotations
 
@@ -26,10 +30,10 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
@@ -98,14 +102,6 @@ class _Failure(Exception):
         self.retry = retry
 
 
-def _error_text(error: urllib.error.HTTPError) -> str:
-    """The start of an HTTP error's body, for the verdict's detail."""
-    try:
-        return _one_line(error.read().decode("utf-8", "replace"), 120)
-    except (OSError, http.client.HTTPException):
-        return ""
-
-
 def _message_text(body: bytes) -> str:
     """The first choice's message text from a chat-completions response body."""
     try:
@@ -130,7 +126,7 @@ class HttpJudge:
                  api_key_env: str = "MOEWIR_JUDGE_API_KEY", prompt: str = DEFAULT_PROMPT,
                  timeout: float = 60.0, retries: int = 3, backoff: float = 1.0, concurrency: int = 4,
                  max_side: int = 512, send_target: bool = False, temperature: float = 0.0,
-                 max_tokens: int = 16):
+                 max_tokens: int = 16, max_response_bytes: int = 1 << 20):
         if not url:
             raise ValueError("judge.http.url is required (the API base URL, e.g. http://localhost:8000/v1)")
         if not url.startswith(("http://", "https://")):
@@ -143,9 +139,11 @@ class HttpJudge:
             raise ValueError(f"judge.http.prompt: bad placeholder ({exc!r}); the prompt may use "
                              "{rain_type}, {rain_type_name}, {caption} and {n_references}, "
                              "and must write other braces as {{ }}") from None
-        if retries < 0 or concurrency < 1 or max_side < 1 or timeout <= 0:
-            raise ValueError("judge.http: need retries >= 0, concurrency >= 1, max_side >= 1, timeout > 0")
+        if retries < 0 or concurrency < 1 or max_side < 1 or timeout <= 0 or max_response_bytes < 1:
+            raise ValueError("judge.http: need retries >= 0, concurrency >= 1, max_side >= 1, timeout > 0, "
+                             "max_response_bytes >= 1")
         self.endpoint = url.rstrip("/") + "/chat/completions"
+        self.max_response_bytes = int(max_response_bytes)
         self.model = model
         self.prompt = prompt
         self.timeout = float(timeout)
@@ -157,9 +155,9 @@ class HttpJudge:
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
         self.headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(api_key_env)
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
+        self._secret = os.environ.get(api_key_env) or None
+        if self._secret:
+            self.headers["Authorization"] = f"Bearer {self._secret}"
         self.calls = 0
         self.errors = 0
         self._lock = threading.Lock()
@@ -196,36 +194,90 @@ class HttpJudge:
                     return self._error(query, str(failure), tries)
             time.sleep(self.backoff * 2 ** (tries - 1))
 
-    @staticmethod
-    def _verdict(text: str) -> Verdict:
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced (a server may echo it in an error body)."""
+        return text.replace(self._secret, "[redacted]") if self._secret else text
+
+    def _verdict(self, text: str) -> Verdict:
         parsed = parse_answer(text)
         if parsed is None:
             raise _Failure(f"malformed answer {_one_line(text, 120)!r}", retry=True)
         keep, score = parsed
-        return Verdict(keep, score, "" if keep else "judge-fake", text.strip()[:_DETAIL_CHARS])
+        return Verdict(keep, score, "" if keep else "judge-fake", self.redact(text.strip())[:_DETAIL_CHARS])
 
     def _complete(self, body: bytes) -> str:
-        """One POST; the answer's text, or :class:`_Failure`."""
+        """One POST to the configured origin within ``timeout`` in all; the answer's text, or
+        :class:`_Failure`. A watchdog closes the socket at the deadline, so a server that drips
+        bytes cannot hold a request longer than that."""
         with self._lock:
             self.calls += 1
-        request = urllib.request.Request(self.endpoint, data=body, headers=self.headers, method="POST")
+        url = urllib.parse.urlsplit(self.endpoint)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = kind(url.hostname, url.port, timeout=self.timeout)
+        expired = threading.Event()
+
+        def abort():
+            expired.set()
+            if conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(self.timeout, abort)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise _Failure(f"HTTP {exc.code} {exc.reason}: {_error_text(exc)}",
-                           retry=exc.code == 429 or exc.code >= 500) from None
-        except (TimeoutError, urllib.error.URLError) as exc:
-            if isinstance(exc, TimeoutError) or isinstance(exc.reason, TimeoutError):
-                raise _Failure(f"no answer within {self.timeout:g} s", retry=True) from None
-            raise _Failure(f"cannot reach {self.endpoint}: {exc.reason}", retry=True) from None
+            conn.request("POST", url.path + (f"?{url.query}" if url.query else ""), body=body, headers=self.headers)
+            response = conn.getresponse()
+            raw = self._read_capped(response)
+        except _Failure:
+            raise
         except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set() or isinstance(exc, TimeoutError):
+                raise _Failure(f"no answer within {self.timeout:g} s", retry=True) from None
+            if isinstance(exc, ConnectionRefusedError) or isinstance(exc, socket.gaierror):
+                raise _Failure(f"cannot reach {self.endpoint}: {exc}", retry=True) from None
             raise _Failure(f"connection failed: {exc!r}", retry=True) from None
-        return _message_text(raw)
+        finally:
+            watchdog.cancel()
+            conn.close()
+        if expired.is_set():
+            raise _Failure(f"no answer within {self.timeout:g} s", retry=True)
+        status = response.status
+        if 300 <= status < 400:
+            where = self.redact(response.getheader("Location") or "nowhere")
+            raise _Failure(f"HTTP {status} redirect to {where!r} not followed (the API key goes only to "
+                           f"{url.scheme}://{url.netloc})", retry=False)
+        if status >= 400:
+            detail = self.redact(_one_line(raw.decode("utf-8", "replace"), 120))
+            raise _Failure(f"HTTP {status} {response.reason}: {detail}", retry=status == 429 or status >= 500)
+        try:
+            return _message_text(raw)
+        except _Failure as failure:
+            raise _Failure(self.redact(str(failure)), failure.retry) from None
+
+    def _read_capped(self, response: http.client.HTTPResponse) -> bytes:
+        """The body, refused past ``max_response_bytes`` (read in pieces: never held whole)."""
+        declared = response.getheader("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise _Failure(f"response of {int(declared)} bytes refused (max_response_bytes "
+                           f"{self.max_response_bytes})", retry=False)
+        pieces, size = [], 0
+        while True:
+            piece = response.read1(65536)
+            if not piece:
+                return b"".join(pieces)
+            size += len(piece)
+            if size > self.max_response_bytes:
+                raise _Failure(f"response longer than max_response_bytes ({self.max_response_bytes}) refused",
+                               retry=False)
+            pieces.append(piece)
 
     def _error(self, query: Query, problem: str, tries: int) -> Verdict:
         with self._lock:
             self.errors += 1
+        problem = self.redact(problem)
         detail = _one_line(f"{problem} (after {tries} {'try' if tries == 1 else 'tries'})" if tries else problem)
         log.warning("http judge: candidate %d (%s): %s", query.index, query.input, detail)
         return Verdict(False, 0.0, "judge-error", detail)
