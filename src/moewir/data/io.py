@@ -10,6 +10,7 @@ leaves a half-written image.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -116,8 +117,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (format not recognised)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"refused as a decompression bomb ({exc})") from None
+    except Image.DecompressionBombError as exc:  # Pillow's check, at twice our limit, came first
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} megapixels, " if found else ""
+        raise ImageReadError(path, f"{size}above the {max_pixels / 1e6:.0f} MP limit "
+                                   f"(decompression-bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
 

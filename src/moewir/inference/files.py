@@ -69,6 +69,10 @@ def plan_jobs(items: list[str], output_dir: str | Path, recursive: bool = False,
         if found is None:
             problems.append(Outcome(item, None, "failed", "no such file or folder, and no image matches it"))
             continue
+        if not found and Path(item).is_dir():
+            problems.append(Outcome(item, None, "failed", "a folder with no images in it"
+                                    + ("" if recursive else " (--recursive descends into sub-folders)")))
+            continue
         for source, relative in found:
             out = output_dir / relative.with_name(relative.stem + suffix + (extension or relative.suffix))
             key = out.resolve()
