@@ -280,8 +280,9 @@ def test_corrupt_image_in_a_loader_worker_is_one_line(tmp_path, dataset, capsys)
 
 
 _KILLER = """
-import os, signal, sys, yaml
+import os, signal, sys, torch, yaml
 from moewir.training.trainer import Trainer
+torch.set_num_threads(int(sys.argv[4]))  # the parent's: the same float sums as its uninterrupted run
 config = yaml.safe_load(open(sys.argv[1]))
 trainer = Trainer(config, resume=sys.argv[2] == "resume", progress=False)
 loader, after = trainer.loader, int(sys.argv[3])
@@ -305,10 +306,11 @@ def test_kill_9_twice_then_resume_logs_every_iteration_once(tmp_path, dataset):
     (tmp_path / "cut.json").write_text(yaml.safe_dump(config))
     script = tmp_path / "killer.py"
     script.write_text(_KILLER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "OMP_NUM_THREADS": threads}
     for mode, after in (("new", 8), ("resume", 1)):
-        proc = subprocess.run([sys.executable, str(script), str(tmp_path / "cut.json"), mode, str(after)], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path / "cut.json"), mode, str(after), threads],
+                              env=env, capture_output=True, text=True)
         assert proc.returncode == -9, proc.stderr
     cut = tmp_path / "experiments" / "cut"
     orphan = cut / "checkpoints" / ".net_6.safetensors.k2j4.tmp"
