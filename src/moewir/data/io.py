@@ -23,8 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .png16 import read_png16
 
 __all__ = ["ImageReadError", "read_image", "write_image", "atomic_file", "to_uint8", "IMAGE_EXTENSIONS",
-           "DEFAULT_MAX_PIXELS", "is_image_file", "pil_to_rgb", "writable_format", "source_bit_depth",
-           "frame_count", "usable_image"]
+           "DEFAULT_MAX_PIXELS", "is_image_file", "pil_to_rgb", "writable_format", "source_traits",
+           "usable_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Decompression-bomb guard: images above this many pixels are refused (about 16k x 12k).
@@ -157,18 +157,20 @@ def writable_format(extension: str) -> str | None:
     return fmt if fmt in Image.SAVE else None
 
 
-def source_bit_depth(path: str | os.PathLike) -> int:
-    """16 for an image whose samples have 16 bits (PNG, or a 16-bit grey file of another format), else 8."""
+def source_traits(path: str | os.PathLike) -> tuple[int, int]:
+    """``(frames, bits)`` of an image file: frames of an animated GIF / WebP / APNG (1 for a still
+    image), and 16 when its samples have 16 bits (PNG, or 16-bit grey of another format), else 8.
+    A file that cannot be opened gives ``(1, 8)``."""
     from .png16 import png_bit_depth
 
-    depth = png_bit_depth(path)
-    if depth is not None:
-        return 16 if depth == 16 else 8
+    depth = png_bit_depth(path)  # Pillow opens 16-bit colour PNGs as 8-bit RGB: ask the header
     try:
         with Image.open(path) as img:
-            return 16 if img.mode.startswith("I;16") else 8
+            frames, mode = int(getattr(img, "n_frames", 1)), img.mode
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return 8
+        frames, mode = 1, ""
+    deep = depth == 16 if depth is not None else mode.startswith("I;16")
+    return frames, 16 if deep else 8
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95, bits: int = 8) -> None:
@@ -190,15 +192,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95, b
     img = Image.fromarray(to_uint8(image))
     with atomic_file(path) as f:
         img.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
-
-
-def frame_count(path: str | os.PathLike) -> int:
-    """Frames in an animated GIF / WebP / APNG (1 for a still image or one that cannot be opened)."""
-    try:
-        with Image.open(path) as img:
-            return int(getattr(img, "n_frames", 1))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return 1
 
 
 def usable_image(path: str | os.PathLike) -> bool:

@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from ..data.io import (DEFAULT_MAX_PIXELS, ImageReadError, frame_count, is_image_file, read_image, source_bit_depth,
-                       usable_image, writable_format, write_image)
+from ..data.io import (DEFAULT_MAX_PIXELS, ImageReadError, is_image_file, read_image, source_traits, usable_image,
+                       writable_format, write_image)
 
 __all__ = ["Job", "Outcome", "plan_jobs", "check_outputs", "restore_files", "summarize"]
 
@@ -108,10 +108,9 @@ def _restore_one(restore: Callable[[np.ndarray], np.ndarray], job: Job, max_pixe
     except ImageReadError as exc:
         return Outcome(str(job.source), None, "failed", exc.problem)
     notes = []
-    frames = frame_count(job.source)
+    frames, bits = source_traits(job.source)
     if frames > 1:
         notes.append(f"animated image with {frames} frames: only the first frame was restored")
-    bits = source_bit_depth(job.source)
     if bits == 16 and job.output.suffix.lower() != ".png":
         notes.append(f"16-bit input written as 8-bit {job.output.suffix} (--format png keeps 16 bits)")
     try:

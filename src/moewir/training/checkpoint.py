@@ -73,13 +73,17 @@ def check_fit(path: str | Path, expected: dict[str, tuple[int, ...]], stored: di
                          f"shape, e.g. {reshaped[:2]})")
 
 
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_safetensors_bytes(path.read_bytes())
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"{path}: cannot read weights ({exc})") from None
+
+
 def load_weights(path: str | Path, model: nn.Module) -> None:
     """Load safetensors weights into ``model`` (strict: every key must match)."""
     path = Path(path)
-    try:
-        tensors = load_safetensors_bytes(path.read_bytes())
-    except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"{path}: cannot read weights ({exc})") from None
+    tensors = _read_tensors(path)
     check_fit(path, {k: tuple(v.shape) for k, v in model.state_dict().items()},
               {k: tuple(v.shape) for k, v in tensors.items()})
     model.load_state_dict(tensors)
@@ -141,10 +145,7 @@ def newest_intact_checkpoint(folder: str | Path) -> tuple[int | None, list[str]]
             load_state(folder, iteration)
             for path in files[1:]:
                 if path.is_file():
-                    try:
-                        load_safetensors_bytes(path.read_bytes())
-                    except Exception as exc:  # safetensors raises its own error types
-                        raise ValueError(f"{path}: cannot read weights ({exc})") from None
+                    _read_tensors(path)
             return iteration, problems
         except ValueError as exc:
             problems.append(f"checkpoint {iteration} is unreadable and was moved aside ({exc})")

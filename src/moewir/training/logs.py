@@ -84,21 +84,19 @@ def close_logs() -> None:
 def file_logger(path: Path) -> logging.Logger:
     """``moewir.train`` writing timestamped lines to ``path``.
 
-    The data pipeline's warnings (``moewir.data``: skipped unreadable pairs) go to the same file
-    and to stderr as ``moewir: warning: ...`` lines.
+    The data pipeline's messages (``moewir.data``: skipped unreadable pairs) go to the same
+    file; warnings of both also go to stderr as ``moewir: warning: ...`` lines.
     """
     close_logs()
-    log = logging.getLogger("moewir.train")
-    log.setLevel(logging.INFO)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    log.addHandler(handler)
-    log.propagate = False
-    data = logging.getLogger("moewir.data")
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("moewir: warning: %(message)s"))
     console.setLevel(logging.WARNING)
-    data.addHandler(handler)
-    data.addHandler(console)
-    data.propagate = False
-    return log
+    for name in ("moewir.train", "moewir.data"):
+        log = logging.getLogger(name)
+        log.setLevel(logging.INFO)
+        log.addHandler(handler)
+        log.addHandler(console)
+        log.propagate = False
+    return logging.getLogger("moewir.train")

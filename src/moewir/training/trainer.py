@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,8 +95,7 @@ class Trainer:
         distributed.barrier(self.dist)
         self.log = file_logger(self.dir / f"train_rank{self.dist.rank}.log" if self.dist.rank else self.dir / "train.log")
         for problem in problems:
-            self.log.info(f"resume: {problem}")
-            print(f"moewir: warning: resume: {problem}", file=sys.stderr)
+            self.log.warning(f"resume: {problem}")  # train.log and stderr
 
         torch.manual_seed(config["seed"])  # the same initial weights on every rank
         data = config["datasets"]
@@ -267,8 +265,7 @@ class Trainer:
                         raise
                     if exc.path not in self.bad_val:
                         self.bad_val.add(exc.path)
-                        self.log.warning(f"skipping unreadable validation pair: {exc}")
-                        print(f"moewir: warning: skipping unreadable validation pair: {exc}", file=sys.stderr)
+                        self.log.warning(f"skipping unreadable validation pair: {exc}")  # train.log and stderr
                     continue
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                     out = tiled_forward(net, item["input"][None].to(self.device), val["tile"], val["tile_overlap"])
