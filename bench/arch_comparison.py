@@ -43,6 +43,11 @@ VARIANTS: dict[str, list[str]] = {
     "moewirnet-tiny-layerscale": ["model.name=moewirnet-tiny", "model.block_form=layerscale"],
     "restormer-tiny-matched": ["model.name=restormer-tiny-matched"],
     "restormer-tiny": ["model.name=restormer-tiny"],
+    # Item-4 hypotheses for the gap to Restormer: the decoder's uniform hard router, the narrow FFN
+    # (Restormer's 2.66 costs 11.2 GMACs @256 here, against 7.7: not a same-compute variant).
+    "moewirnet-tiny-softdec": ["model.name=moewirnet-tiny", "model.decoder_routing=soft",
+                               "model.refinement_routing=soft"],
+    "moewirnet-tiny-ffn2.66": ["model.name=moewirnet-tiny", "model.ffn_expansion=2.66"],
     "moewirnet-tiny-ori": ["model.name=moewirnet-tiny", "weighting.name=ori"],
     "moewirnet-tiny-ori-smoothed": ["model.name=moewirnet-tiny", "weighting.name=ori",
                                     "weighting.smoothing=0.95"],
@@ -78,9 +83,25 @@ def command(tag: str, variant: str, seed: int, args: argparse.Namespace) -> list
     return cmd + (["--resume"] if (out / "checkpoints").is_dir() else [])
 
 
+def reused_runs(paths: list[str], args: argparse.Namespace) -> dict[tuple[str, int], dict]:
+    """(variant, seed) -> run record, from earlier results files of the same recipe and budget."""
+    found: dict[tuple[str, int], dict] = {}
+    for path in paths:
+        earlier = json.loads(Path(path).read_text())
+        if earlier["overrides"] != args.set:
+            raise SystemExit(f"{path}: trained with --set {earlier['overrides']}, not {args.set}")
+        for variant, data in earlier["variants"].items():
+            if data["overrides"] != VARIANTS.get(variant):
+                raise SystemExit(f"{path}: variant {variant} was trained with other overrides")
+            for seed, run in data["runs"].items():
+                if str(args.iterations) in run["curve"]:
+                    found.setdefault((variant, int(seed)), {**run, "reused_from": Path(path).name})
+    return found
+
+
 def train_all(runs: list[tuple[str, int]], args: argparse.Namespace) -> bool:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    pending = [(v, s, c) for v, s in runs if (c := command(args.tag, v, s, args))]
+    pending = [(v, s, c) for v, s in runs if (v, s) not in args.reused and (c := command(args.tag, v, s, args))]
     running: list[tuple[str, int, subprocess.Popen]] = []
     ok = True
     while pending or running:
@@ -118,6 +139,10 @@ def summarise(args: argparse.Namespace) -> dict:
         runs = {}
         for seed in args.seeds:
             out = run_dir(args.tag, variant, seed)
+            if (variant, seed) in args.reused and not (out / "val_log.csv").is_file():
+                runs[seed] = args.reused[(variant, seed)]
+                result["input"] = {t: tuple(v) for t, v in runs[seed]["curve"]["0"].items()}
+                continue
             table = val_table(out)
             with open(out / "train_log.csv") as f:
                 log = list(csv.DictReader(f))
@@ -187,8 +212,12 @@ def main() -> int:
                     "(default: the tag)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra override for every run (repeatable)")
+    ap.add_argument("--reuse", nargs="+", default=[], metavar="RESULTS.json",
+                    help="take (variant, seed) runs found in these earlier results files (same recipe, "
+                         "same --iterations) instead of training them again")
     ap.add_argument("--report-only", action="store_true", help="do not train; summarise what exists")
     args = ap.parse_args()
+    args.reused = reused_runs(args.reuse, args)
     runs = [(v, s) for s in args.seeds for v in args.variants]
     if not args.report_only and not train_all(runs, args):
         return 1

@@ -37,6 +37,9 @@ def test_unknown_model_and_option_give_clear_errors():
         moewir.create_model("moewirnet-tiny", windowsize=4)
     with pytest.raises(ValueError, match="experts must be"):
         moewir.create_model("moewirnet-tiny", experts=["channel", "wavelet"])
+    for name in ("moewirnet-tiny", "restormer-tiny"):  # an odd width used to crash in a LayerNorm
+        with pytest.raises(ValueError, match="dim must be even.*got 21"):
+            moewir.create_model(name, dim=21)
 
 
 @pytest.mark.parametrize("size", [(37, 53), (1, 1), (8, 8), (5, 130)])

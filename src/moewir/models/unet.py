@@ -41,6 +41,9 @@ class EncoderDecoder(nn.Module):
         if len(num_blocks) != _LEVELS or len(heads) != _LEVELS:
             raise ValueError(f"num_blocks and heads need {_LEVELS} entries (one per level), "
                              f"got {list(num_blocks)} and {list(heads)}")
+        if dim < 2 or dim % 2:
+            raise ValueError(f"dim must be even (each downsampling halves the channels before "
+                             f"pixel-unshuffle), got {dim}")
         if in_channels != out_channels:
             raise ValueError("the global residual I + H(F) needs in_channels == out_channels")
 
