@@ -228,8 +228,8 @@ def main() -> int:
     print(f"{result['machine']}; {result['budget']}; overrides {args.set}; seeds {args.seeds}; "
           f"validation: held-out photos, 6 x 256-px centre crops per task, PSNR on Y, mean ± std over seeds\n")
     print(report(result, args.iterations))
-    print(f"\nbelow input: tasks under the unrestored input at the last iteration, mean over seeds; "
-          f"train min: training time per run (validation excluded), mean over seeds")
+    print("\nbelow input: tasks under the unrestored input at the last iteration, mean over seeds; "
+          "train min: training time per run (validation excluded), mean over seeds")
     plot = ROOT / "docs" / "images" / f"{args.results or args.tag}.png"
     lines, bands = curves(result)
     reference = {"input": statistics.fmean(v[0] for v in result["input"].values())} if "input" in result else {}

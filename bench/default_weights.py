@@ -25,9 +25,9 @@ from pathlib import Path
 
 import yaml
 
+from moewir.models import create_model, load_weights, model_spec, save_weights
 from moewir.synth.build import build_dataset
-from moewir.training.checkpoint import latest_checkpoint, load_weights, save_weights
-from moewir.models import create_model
+from moewir.training.checkpoint import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ["haze", "rain", "snow", "raindrop", "nightrain"]
@@ -79,7 +79,7 @@ def main() -> None:
     config = yaml.safe_load((experiment / "config.yml").read_text())
     model = create_model(config["model"]["name"], **{k: v for k, v in config["model"].items() if k != "name"})
     load_weights(experiment / "checkpoints" / f"net_ema_{iteration}.safetensors", model)
-    target = ROOT / "src" / "moewir" / "pretrained" / f"{model.model_name}.safetensors"
+    target = ROOT / "src" / "moewir" / "pretrained" / f"{model_spec(model)[0]}.safetensors"
     save_weights(target, model, {"iteration": iteration, "experiment": experiment.name,
                                  "tasks": ",".join(TASKS), "model_card": "docs/model_card.md"})
     print(f"{target.relative_to(ROOT)}: iteration {iteration}, {target.stat().st_size / 1e6:.1f} MB")

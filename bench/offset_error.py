@@ -18,7 +18,7 @@ import torch
 
 from moewir.data import discover
 from moewir.data.datasets import PairedImages
-from moewir.inference.restorer import build_from_weights
+from moewir.models import build_from_weights
 from moewir.metrics import psnr
 
 

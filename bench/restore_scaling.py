@@ -26,7 +26,7 @@ from torch import nn
 
 import moewir
 from moewir.devices import resolve_device
-from moewir.inference.tiling import tiled_forward
+from moewir.ops.tiling import tiled_forward
 from moewir.profiling import peak_memory_bytes
 from plots import line_plot
 

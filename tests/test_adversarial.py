@@ -23,7 +23,7 @@ import moewir
 from moewir.cli.main import main
 from moewir.data import read_image
 from moewir.data.png16 import read_png16, write_png16
-from moewir.training.checkpoint import save_weights
+from moewir.models import save_weights
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

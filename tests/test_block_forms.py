@@ -12,9 +12,8 @@ import torch.nn.functional as F
 import moewir
 from moewir.cli.main import main
 from moewir.health import default_pair, health
-from moewir.inference.restorer import build_from_weights
+from moewir.models import build_from_weights, model_spec, save_weights
 from moewir.models.moewirnet import BLOCK_FORMS, MoEWIRNetConfig
-from moewir.training.checkpoint import save_weights
 
 EXPERTS = ("channel", "spatial", "frequency")
 
@@ -136,8 +135,8 @@ def test_restormer_blocks_have_no_experts_and_zero_init_gives_nan_shares():
 def test_weights_without_block_form_rebuild_the_literal_block(tmp_path):
     torch.manual_seed(0)
     net = moewir.create_model("moewirnet-tiny", block_form="literal")
-    net.model_config = {k: v for k, v in net.model_config.items() if k != "block_form"}  # an old file
-    save_weights(tmp_path / "old.safetensors", net)
+    old = {k: v for k, v in model_spec(net)[1].items() if k != "block_form"}  # an old file's metadata
+    save_weights(tmp_path / "old.safetensors", net, {"model_config": json.dumps(old)})
     rebuilt = build_from_weights(tmp_path / "old.safetensors")
     assert rebuilt.config.block_form == "literal"
     x = torch.rand(1, 3, 24, 24)

@@ -14,7 +14,7 @@ import moewir
 from moewir.cli.main import main
 from moewir.data import discover, read_image
 from moewir.evaluation import aggregate, choose_inset, comparison_sheet, evaluate, fidelity_metrics, markdown_table
-from moewir.training.checkpoint import save_weights
+from moewir.models import save_weights
 
 
 def _psnr_y_reference(a: np.ndarray, b: np.ndarray) -> float:

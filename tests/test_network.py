@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import moewir
-from moewir.models.moewirnet import EXPERTS, MoEWIRNet
+from moewir.models import model_spec
+from moewir.models.moewirnet import EXPERTS
 from moewir.profiling import count_macs
 
 TINY = dict(dim=12, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(1, 1, 2, 2))
@@ -26,8 +27,9 @@ def test_registered_models_restore_shape(name):
 
 def test_create_model_records_name_and_config():
     model = moewir.create_model("moewirnet-tiny", window_size=4)
-    assert model.model_name == "moewirnet-tiny"
-    assert model.model_config["window_size"] == 4 and model.config.window_size == 4
+    name, config = model_spec(model)
+    assert name == "moewirnet-tiny"
+    assert config["window_size"] == 4 and model.config.window_size == 4
 
 
 def test_unknown_model_and_option_give_clear_errors():

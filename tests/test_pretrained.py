@@ -7,7 +7,7 @@ import pytest
 import moewir
 from moewir.cli.restore import DEFAULT_MODEL
 from moewir.data import read_image
-from moewir.inference import shipped_weights
+from moewir.models import shipped_weights
 from moewir.metrics import psnr
 from moewir.synth import synthesize
 from moewir.synth.build import default_photos
@@ -41,8 +41,7 @@ def test_weights_written_before_block_form_restore_as_they_did():
     give the output the code before the option computed (pinned from that code, commit 33353bd)."""
     import torch
 
-    from moewir.inference.restorer import build_from_weights
-    from moewir.training.checkpoint import read_metadata
+    from moewir.models import build_from_weights, read_metadata
 
     path = shipped_weights(DEFAULT_MODEL)
     assert "block_form" not in read_metadata(path)["model_config"]
@@ -54,3 +53,26 @@ def test_weights_written_before_block_form_restore_as_they_did():
     assert float(y.double().sum()) == pytest.approx(2598.5185562111437, abs=1e-3)
     assert float((y - x).abs().double().mean()) == pytest.approx(0.04903553200137038, abs=1e-6)
     assert [float(v) for v in y[0, :, 7, 11]] == pytest.approx([0.708044, 0.708061, 0.182615], abs=2e-6)
+
+
+def test_create_model_pretrained_is_the_shipped_network():
+    """timm's ``create_model(name, pretrained=True)``: the shipped weights, their recorded config
+    (the literal block) kept under overrides that leave the shapes alone."""
+    import torch
+
+    from moewir.models import load_weights, model_spec
+
+    net = moewir.create_model(DEFAULT_MODEL, pretrained=True).eval()
+    reference = moewir.create_model(DEFAULT_MODEL, block_form="literal", zero_init_output=True).eval()
+    load_weights(shipped_weights(DEFAULT_MODEL), reference)  # by hand: the config the file records
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(net(x), reference(x))
+    wider = moewir.create_model(DEFAULT_MODEL, pretrained=True, window_size=4)
+    assert wider.config.window_size == 4 and wider.config.block_form == "literal"
+    assert model_spec(wider) == (DEFAULT_MODEL, {**model_spec(net)[1], "window_size": 4})
+    with pytest.raises(ValueError, match="weights do not fit the model"):
+        moewir.create_model(DEFAULT_MODEL, pretrained=True, dim=12)
+    with pytest.raises(ValueError, match="no weights are shipped for 'restormer'"):
+        moewir.create_model("restormer", pretrained=True)
+    assert model_spec(torch.nn.Conv2d(3, 3, 1)) == ("Conv2d", {})

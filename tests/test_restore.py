@@ -18,7 +18,7 @@ import moewir
 from moewir.cli.main import main
 from moewir.data import read_image
 from moewir.inference import Restorer
-from moewir.training.checkpoint import save_weights
+from moewir.models import save_weights
 
 
 class Invert(nn.Module):
@@ -273,15 +273,15 @@ def test_hostile_weights_metadata_is_refused_before_building(tmp_path, monkeypat
     import torch
     from safetensors.torch import save
 
-    import moewir.inference.restorer as restorer
+    import moewir.models.builder as builder
 
     def weights(name, meta):
         (tmp_path / name).write_bytes(save({"x": torch.zeros(1)}, metadata=meta))
         return tmp_path / name
 
     built = []
-    real = restorer.create_model
-    monkeypatch.setattr(restorer, "create_model", lambda *a, **kw: (built.append(torch.empty(0).device.type),
+    real = builder.build_model
+    monkeypatch.setattr(builder, "build_model", lambda *a, **kw: (built.append(torch.empty(0).device.type),
                                                                      real(*a, **kw))[1])
     big = weights("big.safetensors", {"model_name": "moewirnet", "model_config": json.dumps({"dim": 960})})
     with pytest.raises(ValueError, match=r"big.safetensors: weights do not fit the model \(\d+ missing"):

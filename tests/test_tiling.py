@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from moewir.inference.tiling import blend_window, tile_starts, tiled_forward
+from moewir.ops.tiling import blend_window, tile_starts, tiled_forward
 from moewir.models import create_model
 
 

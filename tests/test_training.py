@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from moewir.cli.main import main
 from moewir.data import ImageReadError, write_image
-from moewir.training.checkpoint import load_weights, read_metadata
+from moewir.models import load_weights, read_metadata
 from moewir.training.config import load_config
 from moewir.training.trainer import Trainer, cosine_with_warmup
 

@@ -25,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .devices import resolve_device
+from .models import model_spec
 
 __all__ = ["ProfileResult", "profile", "count_macs", "peak_memory_bytes"]
 
@@ -192,7 +193,7 @@ def profile(model: nn.Module, size: int | tuple[int, int] = 256, batch: int = 1,
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     return ProfileResult(
-        model=getattr(model, "model_name", type(model).__name__), size=(h, w), batch=batch,
+        model=model_spec(model)[0], size=(h, w), batch=batch,
         params=sum(p.numel() for p in model.parameters()), gmacs=macs.pop("total") / 1e9,
         latency_ms=statistics.median(times) * 1e3, latency_runs=runs,
         peak_memory_mb=peak_memory_bytes(model, inputs) / 2 ** 20, device=str(device),

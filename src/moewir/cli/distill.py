@@ -70,7 +70,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_distill(args: argparse.Namespace) -> int:
     from ..distill.pipeline import DistillSettings, run_distill as run
-    from ..training.config import read_yaml_mapping
+    from ..yamlfiles import read_yaml_mapping
 
     _logging()
     config = read_yaml_mapping(args.config) if args.config else {}

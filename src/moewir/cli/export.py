@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..inference.export import DEFAULT_OPSET, MIN_EXAMPLE_SIZE, MIN_OPSET
-from ..models import list_models
+from ..models import list_models, model_spec
 
 HELP = "export a network to ONNX (dynamic batch, height and width)"
 
@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     report = write_onnx(network, args.onnx, args.opset, args.size, verify=args.check, atol=args.atol,
                         metadata={"moewir.weights": str(args.weights) if args.weights else "random (untrained)"},
                         optimize=not args.no_optimize)
-    name = getattr(network, "model_name", type(network).__name__)
-    print(f"exported {name} ({origin}) to {report.path}: {report.num_bytes / 1e6:.1f} MB, opset "
+    print(f"exported {model_spec(network)[0]} ({origin}) to {report.path}: {report.num_bytes / 1e6:.1f} MB, opset "
           f"{report.opset}, traced at {args.size[0]}x{args.size[1]} in {report.seconds:.1f} s")
     print(f"input '{INPUT_NAME}': (batch, 3, height, width) float32 RGB in [0, 1], height and width >= "
           f"{MIN_SIZE}; output '{OUTPUT_NAME}': same shape, float32, not clamped (clamp to [0, 1])")

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from ..training.config import load_yaml
+from ..yamlfiles import load_yaml
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import json
 import torch
 
 from ..health import default_pair, format_health, health
-from ..inference.restorer import build_from_weights
+from ..models import build_from_weights
 from ..models import create_model, list_models
 from ..profiling import ProfileResult, profile
 from .options import add_set_option, parse_overrides
@@ -53,7 +53,7 @@ def add_parser(subparsers) -> None:
 
 def format_result(r: ProfileResult) -> str:
     lines = [
-        f"| model | input | params (M) | GMACs | latency (ms) | peak memory (MB) | device |",
+        "| model | input | params (M) | GMACs | latency (ms) | peak memory (MB) | device |",
         "|---|---|---:|---:|---:|---:|---|",
         f"| {r.model} | {r.batch}x{r.size[0]}x{r.size[1]} | {r.params / 1e6:.2f} | {r.gmacs:.2f} | "
         f"{r.latency_ms:.1f} | {r.peak_memory_mb:.0f} | {r.device} ({r.threads} threads) |",

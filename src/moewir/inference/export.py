@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..data.io import atomic_file
+from ..models import model_spec
 
 __all__ = ["export_onnx", "write_onnx", "ExportReport", "onnx_model_bytes", "check_onnx", "check_sizes",
            "require_onnx", "OnnxExportError", "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME",
@@ -176,8 +177,7 @@ def onnx_model_bytes(network: nn.Module, opset: int = DEFAULT_OPSET,
                 dynamic_shapes={INPUT_NAME: dict(_DYNAMIC_AXES)})
             proto = program.model_proto
         except Exception as exc:  # the exporter raises many error types, with pages of detail
-            name = getattr(network, "model_name", type(network).__name__)
-            raise OnnxExportError(f"ONNX export of {name} failed: {_one_line(exc)}") from exc
+            raise OnnxExportError(f"ONNX export of {model_spec(network)[0]} failed: {_one_line(exc)}") from exc
     # Drop the exporter's per-node debugging annotations (Python stack traces with this machine's
     # file paths, FX node names, module scopes): nothing a runtime reads, and without the
     # optimiser half of moewirnet-tiny's file (14.5 MB -> 7.2 MB).
@@ -194,8 +194,8 @@ def onnx_model_bytes(network: nn.Module, opset: int = DEFAULT_OPSET,
     if written != int(opset):
         raise OnnxExportError(f"the exporter wrote opset {written} instead of the requested {opset}; "
                               f"use an opset between {MIN_OPSET} and {written or DEFAULT_OPSET}")
-    info = {"moewir.model_name": str(getattr(network, "model_name", type(network).__name__)),
-            "moewir.model_config": json.dumps(getattr(network, "model_config", {}), sort_keys=True),
+    name, config = model_spec(network)
+    info = {"moewir.model_name": name, "moewir.model_config": json.dumps(config, sort_keys=True),
             "moewir.input": f"{INPUT_NAME}: (batch, 3, height, width) float32 RGB in [0, 1], height and "
                             f"width >= {MIN_SIZE}",
             "moewir.output": f"{OUTPUT_NAME}: (batch, 3, height, width) float32, not clamped; "

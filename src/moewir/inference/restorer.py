@@ -7,10 +7,7 @@ device, tiling and precision choices and restores numpy arrays, PIL images or te
 """
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,63 +16,10 @@ from torch import nn
 
 from ..data.io import pil_to_rgb
 from ..devices import resolve_device
-from ..models import create_model, list_models, recorded_config
-from ..training.checkpoint import check_fit, load_weights, read_metadata, stored_shapes
-from .tiling import check_tiling, tiled_forward
+from ..models import build_from_weights, create_model, list_models, model_spec
+from ..ops.tiling import check_tiling, tiled_forward
 
-__all__ = ["Restorer", "load", "build_from_weights", "shipped_weights"]
-
-
-def shipped_weights(name: str) -> Path | None:
-    """The weights file shipped in the package for model ``name`` (``None`` when there is none)."""
-    path = resources.files("moewir") / "pretrained" / f"{name}.safetensors"
-    return Path(str(path)) if path.is_file() else None
-
-
-def _recorded(path: Path, name: str, text: str | None) -> dict[str, Any]:
-    """The config overrides that ``model_config`` metadata asks for, validated."""
-    if name not in list_models():
-        raise ValueError(f"{path}: holds an unknown model {name!r}; registered models: {', '.join(list_models())}")
-    if not text:  # a bare file: today's defaults
-        return {}
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: model_config metadata is not valid JSON ({exc.msg})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: model_config metadata must be a JSON object, got {type(config).__name__}")
-    # a recorded config means what it meant when it was written (fields added since: old values)
-    return recorded_config(name, config)
-
-
-def build_from_weights(path: str | Path, model: str | None = None) -> nn.Module:
-    """The network stored in the safetensors file ``path``, weights loaded.
-
-    The architecture comes from the file's ``model_name`` / ``model_config`` metadata; ``model``
-    (a registered name, built with its default config) is needed only for files without it.
-    The metadata is checked against the file's tensors (names and shapes, from its header) on a
-    skeleton without memory before anything real is built.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such weights file")
-    meta = read_metadata(path)
-    name = meta.get("model_name") or model
-    if not name:
-        raise ValueError(f"{path}: the file does not say which network it holds; "
-                         f"pass the model name (one of {', '.join(list_models())})")
-    if model and meta.get("model_name") and model != meta["model_name"]:
-        raise ValueError(f"{path}: holds {meta['model_name']!r} weights, not {model!r}")
-    config = _recorded(path, name, meta.get("model_config"))
-    try:
-        with torch.device("meta"):
-            skeleton = create_model(name, **config)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: its model_config does not build a {name!r} network ({exc})") from None
-    check_fit(path, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes(path))
-    network = create_model(name, **config)
-    load_weights(path, network)
-    return network
+__all__ = ["Restorer", "load"]
 
 
 class Restorer:
@@ -94,7 +38,7 @@ class Restorer:
 
     @property
     def name(self) -> str:
-        return getattr(self.network, "model_name", type(self.network).__name__)
+        return model_spec(self.network)[0]
 
     @torch.no_grad()
     def restore_tensor(self, image: torch.Tensor) -> torch.Tensor:
@@ -173,11 +117,7 @@ def load(source: str | Path, device: str = "auto", tile: int | None = 512, tile_
     if path.suffix == ".safetensors" or path.exists():
         network = build_from_weights(path, model)
     elif str(source) in list_models():
-        weights = shipped_weights(str(source)) if pretrained else None
-        if pretrained and weights is None:
-            raise ValueError(f"no weights are shipped for {source!r}; pass a .safetensors file "
-                             f"written by `moewir train` (or pretrained=False for random weights)")
-        network = build_from_weights(weights, str(source)) if weights else create_model(str(source))
+        network = create_model(str(source), pretrained=pretrained)
     else:
         raise ValueError(f"{source}: neither a weights file nor a registered model "
                          f"({', '.join(list_models())})")

@@ -20,7 +20,7 @@ from .experts import ChannelExpert, FrequencyExpert, SpatialExpert
 from .layers import GatedFeedForward, LayerNorm2d
 from .registry import config_from_dict, register_model
 from .routing import HARD_MODES, ROUTING_MODES, Router
-from .unet import STAGES, EncoderDecoder
+from .unet import STAGES, EncoderDecoder, level_widths
 
 __all__ = ["MoEWIRNetConfig", "MoEAttention", "MoEBlock", "MoEWIRNet", "EXPERTS", "BLOCK_FORMS", "CONFIGS",
            "LEGACY_CONFIG"]
@@ -94,7 +94,7 @@ class MoEWIRNetConfig:
         if self.window_size < 1 or self.freq_patch < 1:
             problems.append("window_size and freq_patch must be positive")
         n = max(len(self.experts), 1)
-        widths = [self.dim * 2 ** lvl for lvl in range(4)] + [2 * self.dim]
+        widths = level_widths(self.dim) + [2 * self.dim]
         for width, head in zip(widths, list(self.heads) + [self.heads[0]]):
             if width % n or (width // n) % head:
                 problems.append(f"a {width}-channel level does not split into {n} experts x {head} heads")
@@ -202,10 +202,5 @@ CONFIGS = {
     "moewirnet-small": dict(dim=36, num_blocks=(2, 3, 3, 4), num_refinement_blocks=2),
     "moewirnet-tiny": dict(dim=24, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1),
 }
-_DESCRIPTIONS = {
-    "moewirnet": "MOE-WIRNet, paper size (dim 48, blocks 4/6/6/8, refinement 4)",
-    "moewirnet-small": "MOE-WIRNet, half depth, dim 36",
-    "moewirnet-tiny": "MOE-WIRNet for CPU training, dim 24, blocks 1/1/1/2",
-}
 for _name, _overrides in CONFIGS.items():
-    register_model(_name, _build, asdict(MoEWIRNetConfig(**_overrides)), _DESCRIPTIONS[_name], LEGACY_CONFIG)
+    register_model(_name, _build, asdict(MoEWIRNetConfig(**_overrides)), LEGACY_CONFIG)

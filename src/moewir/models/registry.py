@@ -1,5 +1,6 @@
 """Model registry: every network is registered under a name with its default
-configuration, and built by :func:`create_model` (timm-style).
+configuration, and built by :func:`build_model` (timm-style; :func:`moewir.create_model` adds
+shipped weights on top, see :mod:`moewir.models.builder`).
 
 A registered builder is a callable ``builder(**config) -> nn.Module``; the
 registry stores the named configuration as plain data so that sizes such as
@@ -12,7 +13,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-__all__ = ["register_model", "create_model", "list_models", "model_config", "recorded_config",
+__all__ = ["register_model", "build_model", "list_models", "model_config", "recorded_config",
            "config_from_dict"]
 
 
@@ -20,7 +21,6 @@ __all__ = ["register_model", "create_model", "list_models", "model_config", "rec
 class _Entry:
     builder: Callable[..., nn.Module]
     config: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
     legacy: dict[str, Any] = field(default_factory=dict)
 
 
@@ -28,7 +28,7 @@ _REGISTRY: dict[str, _Entry] = {}
 
 
 def register_model(name: str, builder: Callable[..., nn.Module], config: dict[str, Any],
-                   description: str = "", legacy: dict[str, Any] | None = None) -> None:
+                   legacy: dict[str, Any] | None = None) -> None:
     """Register ``builder`` under ``name`` with its default ``config``.
 
     ``legacy`` maps fields whose default changed to the value a config recorded before the
@@ -36,7 +36,7 @@ def register_model(name: str, builder: Callable[..., nn.Module], config: dict[st
     """
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = _Entry(builder, dict(config), description, dict(legacy or {}))
+    _REGISTRY[name] = _Entry(builder, dict(config), dict(legacy or {}))
 
 
 def list_models() -> list[str]:
@@ -65,21 +65,14 @@ def recorded_config(name: str, recorded: dict[str, Any]) -> dict[str, Any]:
     return {**_entry(name).legacy, **recorded}
 
 
-def model_description(name: str) -> str:
-    return _entry(name).description
+def build_model(name: str, **overrides: Any) -> nn.Module:
+    """Build the registered model ``name`` (random weights); ``overrides`` replace config fields.
 
-
-def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build the registered model ``name``; keyword ``overrides`` replace config fields.
-
-    The returned module carries ``model_name`` and ``model_config`` attributes so
-    that checkpoints can record how to rebuild it.
+    The network keeps its typed config as ``network.config``; this adds ``model_name``, so the
+    two together say how to rebuild it (read them with :func:`moewir.models.model_spec`).
     """
-    entry = _entry(name)
-    config = model_config(name, **overrides)
-    model = entry.builder(**config)
+    model = _entry(name).builder(**model_config(name, **overrides))
     model.model_name = name
-    model.model_config = config
     return model
 
 

@@ -59,11 +59,10 @@ def _build(**config) -> Restormer:
     return Restormer(config_from_dict(RestormerConfig, config))
 
 
-register_model("restormer", _build, asdict(RestormerConfig()),
-               "Restormer baseline (dim 48, blocks 4/6/6/8, refinement 4)")
+register_model("restormer", _build, asdict(RestormerConfig()))  # the paper's size
+# at moewirnet-tiny's widths and depths
 register_model("restormer-tiny", _build,
-               asdict(RestormerConfig(dim=24, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1)),
-               "Restormer at moewirnet-tiny's widths and depths, for same-budget comparisons")
+               asdict(RestormerConfig(dim=24, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1)))
+# at moewirnet-tiny's GMACs (dim 20): same-compute comparisons
 register_model("restormer-tiny-matched", _build,
-               asdict(RestormerConfig(dim=20, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1)),
-               "Restormer at moewirnet-tiny's GMACs (dim 20): same-compute comparisons")
+               asdict(RestormerConfig(dim=20, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1)))

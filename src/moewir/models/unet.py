@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from .layers import Downsample, Upsample, pad_to_multiple
 
-__all__ = ["EncoderDecoder", "BlockFactory", "STAGES"]
+__all__ = ["EncoderDecoder", "BlockFactory", "STAGES", "LEVELS", "level_widths"]
 
 #: Stage names passed to the block factory, in forward order.
 STAGES = ("encoder", "bottleneck", "decoder", "refinement")
@@ -29,8 +29,13 @@ STAGES = ("encoder", "bottleneck", "decoder", "refinement")
 #: within one level (used e.g. to alternate shifted windows).
 BlockFactory = Callable[[int, int, str, int], nn.Module]
 
-_LEVELS = 4
-_MULTIPLE = 2 ** (_LEVELS - 1)
+LEVELS = 4
+_MULTIPLE = 2 ** (LEVELS - 1)
+
+
+def level_widths(dim: int) -> list[int]:
+    """Channels of the encoder levels, top to bottleneck: ``C, 2C, 4C, 8C``."""
+    return [dim * 2 ** lvl for lvl in range(LEVELS)]
 
 
 class EncoderDecoder(nn.Module):
@@ -38,8 +43,8 @@ class EncoderDecoder(nn.Module):
                  num_refinement_blocks: int, heads: Sequence[int], in_channels: int = 3,
                  out_channels: int = 3, zero_init_output: bool = False):
         super().__init__()
-        if len(num_blocks) != _LEVELS or len(heads) != _LEVELS:
-            raise ValueError(f"num_blocks and heads need {_LEVELS} entries (one per level), "
+        if len(num_blocks) != LEVELS or len(heads) != LEVELS:
+            raise ValueError(f"num_blocks and heads need {LEVELS} entries (one per level), "
                              f"got {list(num_blocks)} and {list(heads)}")
         if dim < 2 or dim % 2:
             raise ValueError(f"dim must be even (each downsampling halves the channels before "
@@ -50,14 +55,14 @@ class EncoderDecoder(nn.Module):
         def level(width: int, n: int, head: int, stage: str) -> nn.Sequential:
             return nn.Sequential(*[make_block(width, head, stage, i) for i in range(n)])
 
-        widths = [dim * 2 ** lvl for lvl in range(_LEVELS)]
+        widths = level_widths(dim)
         self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
         self.encoders = nn.ModuleList(
-            level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(_LEVELS - 1))
-        self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(_LEVELS - 1))
+            level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(LEVELS - 1))
+        self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(LEVELS - 1))
         self.bottleneck = level(widths[-1], num_blocks[-1], heads[-1], "bottleneck")
         # Decoder, deepest level first: level 3, 2, 1.
-        dec_levels = list(range(_LEVELS - 2, -1, -1))
+        dec_levels = list(range(LEVELS - 2, -1, -1))
         self.ups = nn.ModuleList(Upsample(widths[lvl + 1]) for lvl in dec_levels)
         self.reduces = nn.ModuleList(
             nn.Conv2d(2 * widths[lvl], widths[lvl], 1, bias=False) if lvl > 0 else nn.Identity()

@@ -1,5 +1,8 @@
 """Checkpoints: safetensors weights (+ EMA) and a training-state file per saved iteration.
 
+Weights files themselves belong to the models layer (:mod:`moewir.models.builder`); this
+module owns what only training needs: the optimiser / RNG state and resuming.
+
 ``experiments/<name>/checkpoints/`` holds, for iteration ``N``:
 
 * ``net_N.safetensors`` and ``net_ema_N.safetensors``: weights only, with the model's registry
@@ -13,80 +16,20 @@ checkpoint counts only once it is complete and a kill mid-save leaves the previo
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from ..data.io import atomic_file
+from ..models import read_tensors, save_weights
 
-__all__ = ["save_weights", "load_weights", "read_metadata", "stored_shapes", "check_fit", "save_checkpoint",
-           "latest_checkpoint", "newest_intact_checkpoint", "remove_orphans", "load_state", "prune_checkpoints"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "newest_intact_checkpoint", "remove_orphans", "load_state",
+           "prune_checkpoints"]
 
 _STATE = re.compile(r"state_(\d+)\.pt$")
-
-
-def save_weights(path: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> None:
-    """Weights of ``model`` as safetensors, with ``model_name`` / ``model_config`` metadata."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "moewir", "model_name": str(getattr(model, "model_name", "")),
-                "model_config": json.dumps(getattr(model, "model_config", {}), sort_keys=True)}
-    metadata.update({k: str(v) for k, v in (extra or {}).items()})
-    with atomic_file(path) as f:
-        f.write(save_safetensors_bytes(tensors, metadata=metadata))
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a safetensors file (clear error when it is not one)."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), "pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
-
-
-def stored_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor in a safetensors file, read from its header only."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), "pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a safetensors weights file ({exc})") from None
-
-
-def check_fit(path: str | Path, expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]]) -> None:
-    """One-line error unless ``stored`` has exactly the names and shapes of ``expected``."""
-    missing = [k for k in expected if k not in stored]
-    unexpected = [k for k in stored if k not in expected]
-    reshaped = [f"{k} {stored[k]} vs {expected[k]}" for k in expected if k in stored and stored[k] != expected[k]]
-    if missing or unexpected or reshaped:
-        raise ValueError(f"{path}: weights do not fit the model ({len(missing)} missing, e.g. {missing[:3]}; "
-                         f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}; {len(reshaped)} of another "
-                         f"shape, e.g. {reshaped[:2]})")
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_safetensors_bytes(path.read_bytes())
-    except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"{path}: cannot read weights ({exc})") from None
-
-
-def load_weights(path: str | Path, model: nn.Module) -> None:
-    """Load safetensors weights into ``model`` (strict: every key must match)."""
-    path = Path(path)
-    tensors = _read_tensors(path)
-    check_fit(path, {k: tuple(v.shape) for k, v in model.state_dict().items()},
-              {k: tuple(v.shape) for k, v in tensors.items()})
-    model.load_state_dict(tensors)
 
 
 def save_checkpoint(folder: str | Path, iteration: int, model: nn.Module, ema: nn.Module | None,
@@ -145,7 +88,7 @@ def newest_intact_checkpoint(folder: str | Path) -> tuple[int | None, list[str]]
             load_state(folder, iteration)
             for path in files[1:]:
                 if path.is_file():
-                    _read_tensors(path)
+                    read_tensors(path)
             return iteration, problems
         except ValueError as exc:
             problems.append(f"checkpoint {iteration} is unreadable and was moved aside ({exc})")

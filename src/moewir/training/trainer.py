@@ -24,12 +24,12 @@ from tqdm import tqdm
 
 from ..data import ImageReadError, MultiTaskLoader, PairedImages, discover, select_tasks
 from ..devices import resolve_device
-from ..inference.tiling import tiled_forward
+from ..ops.tiling import tiled_forward
 from ..metrics import psnr, ssim
-from ..models import create_model
+from ..models import create_model, load_weights, model_spec
 from . import distributed
-from .checkpoint import (latest_checkpoint, load_state, load_weights, newest_intact_checkpoint, prune_checkpoints,
-                         remove_orphans, save_checkpoint)
+from .checkpoint import (latest_checkpoint, load_state, newest_intact_checkpoint, prune_checkpoints, remove_orphans,
+                         save_checkpoint)
 from .logs import CsvLog, TensorBoard, close_logs, file_logger
 from .losses import CompositeLoss
 from .weighting import create_weighting
@@ -152,7 +152,7 @@ class Trainer:
             self.val_csv = CsvLog(self.dir / "val_log.csv", ["iteration", "task", "images", "psnr", "ssim"],
                                   self.start)
             self.board = TensorBoard(self.dir / "tensorboard", config["log"]["tensorboard"], self.log)
-        self.log.info(f"experiment {self.dir} | model {self.model.model_name} "
+        self.log.info(f"experiment {self.dir} | model {model_spec(self.model)[0]} "
                       f"({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M params) | device {device} "
                       f"| world {self.dist.world} | tasks {', '.join(f'{t} ({len(self.tasks_pairs[t])})' for t in self.tasks)}"
                       f" | weighting {self.weighting.name} | " + (f"resumed at {self.start}" if self.start else "new run"))
