@@ -110,8 +110,8 @@ def test_dhash_and_hamming_by_hand():
 @pytest.mark.parametrize("shift", [(0, 0), (3, -2), (-5, 4)])
 def test_alignment_finds_a_known_shift(photos, shift):
     import torch
-    from moewir.synth.filters import luma
-    y = torch.from_numpy(np.ascontiguousarray(luma(photos[0])))
+    from moewir.ops.color import luma
+    y = torch.from_numpy(np.ascontiguousarray(luma(photos[0], "bt601-full", channel_axis=-1)))
     dy, dx, ncc = alignment(y, torch.roll(y, shift, (0, 1)))
     assert (round(dy), round(dx)) == shift
     if shift == (0, 0):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from moewir.training.losses import CompositeLoss, charbonnier, fourier_l1, laplacian
+from moewir.ops.filters import laplacian
+from moewir.training.losses import CompositeLoss, charbonnier, fourier_l1
 
 
 def test_constant_error_by_hand():

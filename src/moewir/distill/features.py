@@ -39,10 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..synth.filters import line_kernel
+from ..ops.color import luma
+from ..ops.filters import hann_window_2d, laplacian, line_kernel
 
-__all__ = ["Description", "Describer", "BuiltinDescriber", "thumbnail", "embed_captions", "CAPTION_THRESHOLDS",
-           "RAIN_TYPES", "RAIN_TYPE_NAMES", "THUMB_SIZE", "CAPTION_DIM", "working_copy", "luma", "white_tophat", "line_energy",
+__all__ = ["Description", "Describer", "BuiltinDescriber", "thumbnail", "embed_captions", "CAPTION_THRESHOLDS", "LUMA",
+           "RAIN_TYPES", "RAIN_TYPE_NAMES", "THUMB_SIZE", "CAPTION_DIM", "working_copy", "white_tophat", "line_energy",
            "rain_type_of_caption"]
 
 #: UniRain's four rain types: day/night x streak/drop.
@@ -51,6 +52,9 @@ RAIN_TYPE_NAMES = {"drs": "daytime rain streaks", "drd": "daytime raindrops",
                    "nrs": "nighttime rain streaks", "nrd": "nighttime raindrops"}
 THUMB_SIZE = 64
 CAPTION_DIM = 256
+#: The luma every measurement, thumbnail and pair check is made on (``moewir.ops.color``): the
+#: thresholds below and in ``pairs.PAIR_THRESHOLDS`` were calibrated on it.
+LUMA = "bt601-full"
 WORK_SIDE = 320
 
 #: Caption thresholds on the built-in measurements (see the module docstring).
@@ -82,11 +86,6 @@ class Describer(Protocol):
     def describe(self, image: np.ndarray) -> Description: ...
 
 
-def luma(image: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of a ``3 x H x W`` RGB tensor (numpy images: ``moewir.synth.filters.luma``)."""
-    return 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
-
-
 def working_copy(image: np.ndarray, side: int = WORK_SIDE) -> torch.Tensor:
     """``3 x h x w`` float tensor, antialiased down so that the longer side is at most ``side``."""
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)
@@ -108,7 +107,6 @@ def white_tophat(y: torch.Tensor, size: int = 5) -> torch.Tensor:
 
 
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
-_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def _gradients(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,7 +118,7 @@ def _gradients(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 #: Line-detector angles in degrees from vertical (0 = vertical, positive = clockwise).
 LINE_ANGLES = np.arange(-90, 90, 15)
-_LINES = torch.stack([torch.from_numpy(line_kernel(15, float(a))).float() for a in LINE_ANGLES])[:, None]
+_LINES = torch.stack([line_kernel(15, float(a)).float() for a in LINE_ANGLES])[:, None]
 
 
 def line_energy(t: torch.Tensor) -> torch.Tensor:
@@ -142,8 +140,7 @@ def _streaks(t: torch.Tensor) -> tuple[float, float, np.ndarray]:
 def _spectrum(y: torch.Tensor) -> np.ndarray:
     """Share of power in 6 log-spaced radial bands, and log(horizontal / vertical) high frequency."""
     h, w = y.shape
-    window = torch.hann_window(h, periodic=False)[:, None] * torch.hann_window(w, periodic=False)[None]
-    power = torch.fft.rfft2((y - y.mean()) * window).abs() ** 2
+    power = torch.fft.rfft2((y - y.mean()) * hann_window_2d(h, w)).abs() ** 2
     fy = torch.fft.fftfreq(h)[:, None].abs()
     fx = torch.fft.rfftfreq(w)[None]
     radius = torch.sqrt(fx * fx + fy * fy)
@@ -158,7 +155,7 @@ def _spectrum(y: torch.Tensor) -> np.ndarray:
 
 
 def _block_laplacian(y: torch.Tensor, block: int = 16) -> np.ndarray:
-    lap = F.conv2d(F.pad(y[None, None], (1, 1, 1, 1), mode="replicate"), _LAPLACE[None, None])
+    lap = laplacian(y[None, None])
     energy = F.avg_pool2d(lap * lap, block, stride=block).flatten()
     if energy.numel() == 0:
         energy = (lap * lap).mean()[None]
@@ -175,7 +172,7 @@ class BuiltinDescriber:
     def measure(self, image: np.ndarray) -> dict[str, float | np.ndarray]:
         """The named measurements the caption and the feature vector are made of."""
         x = working_copy(image)
-        y = luma(x)
+        y = luma(x, LUMA)
         sat = (x.max(0).values - x.min(0).values) / (x.max(0).values + 1e-3)
         t = white_tophat(y)
         streakiness, angle, directions = _streaks(t)
@@ -243,6 +240,6 @@ def embed_captions(captions: list[str], dim: int = CAPTION_DIM) -> np.ndarray:
 
 def thumbnail(image: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
     """``size x size`` uint8 grey thumbnail (aspect ratio not kept) for the structural stage."""
-    y = luma(working_copy(image, side=4 * size))
+    y = luma(working_copy(image, side=4 * size), LUMA)
     t = F.interpolate(y[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return (t[0, 0].clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()

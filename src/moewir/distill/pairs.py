@@ -25,8 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..synth.filters import luma as rgb_luma
-from .features import line_energy, luma, white_tophat, working_copy
+from ..metrics import psnr
+from ..ops.color import luma
+from ..ops.filters import gaussian_blur, hann_window_2d
+from .features import LUMA, line_energy, white_tophat, working_copy
 
 __all__ = ["pair_statistics", "pair_problems", "dhash", "hamming", "residual_correlation", "PAIR_THRESHOLDS",
            "pair_thresholds"]
@@ -45,14 +47,11 @@ PAIR_THRESHOLDS = {
 ALIGN_SIDE = 768
 
 
-def _blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-x * x / (2 * sigma * sigma))
-    k = k / k.sum()
-    out = F.conv2d(F.pad(y[None, None], (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
-    return out[0, 0]
+ALIGN_SIGMA = 1.5  # the lumas are blurred before phase correlation (radius int(3 sigma), edges repeated)
+
+
+def _blur(y: torch.Tensor) -> torch.Tensor:
+    return gaussian_blur(y, ALIGN_SIGMA, max(1, int(3 * ALIGN_SIGMA)), "replicate", "direct")
 
 
 def _subpixel(c: np.ndarray, i: int, n: int) -> float:
@@ -66,7 +65,7 @@ def alignment(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, float]:
     """``(dy, dx, ncc)``: the shift of ``b`` relative to ``a`` by phase correlation, and the
     normalized cross-correlation of the two at zero shift."""
     h, w = a.shape
-    window = torch.hann_window(h, periodic=False)[:, None] * torch.hann_window(w, periodic=False)[None]
+    window = hann_window_2d(h, w)
     fa = torch.fft.rfft2((a - a.mean()) * window)
     fb = torch.fft.rfft2((b - b.mean()) * window)
     cross = fa * fb.conj()
@@ -81,9 +80,13 @@ def alignment(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, float]:
     return -float(dy), -float(dx), ncc
 
 
-def _psnr_y(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((rgb_luma(a) - rgb_luma(b)) ** 2))
-    return 10 * np.log10(1.0 / mse) if mse > 1e-12 else 100.0
+def _psnr_y(inp: np.ndarray, tgt: np.ndarray) -> float:
+    """The ``clean-input`` PSNR as calibrated: full-resolution luma (LUMA), float32, not rounded to
+    8-bit levels, at most 100 dB (a finite number for identical images, for JSON)."""
+    def chw(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    return psnr(chw(inp), chw(tgt), y_channel=True, quantize=False, luma_convention=LUMA, dtype=torch.float32,
+                max_db=100.0).item()
 
 
 def dhash(y: torch.Tensor) -> int:
@@ -104,8 +107,8 @@ def pair_statistics(inp: np.ndarray, tgt: np.ndarray) -> dict:
     if inp.shape != tgt.shape:
         return stats
     stats["psnr"] = _psnr_y(inp, tgt)
-    a, b = luma(working_copy(inp, ALIGN_SIDE)), luma(working_copy(tgt, ALIGN_SIDE))
-    dy, dx, ncc = alignment(_blur(a, 1.5), _blur(b, 1.5))
+    a, b = luma(working_copy(inp, ALIGN_SIDE), LUMA), luma(working_copy(tgt, ALIGN_SIDE), LUMA)
+    dy, dx, ncc = alignment(_blur(a), _blur(b))
     stats.update(shift=float(np.hypot(dy, dx)), shift_yx=[dy, dx], ncc=ncc)
     # Weather adds thin bright structures to the input: the white top-hat of input - target.
     # Thin bright lines the *target* has and the input lacks (top-hat of target - input) are

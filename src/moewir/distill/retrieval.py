@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..metrics import ssim
 from .database import LoadedDB
 
 __all__ = ["Retrieval", "retrieve", "ssim_thumbs"]
@@ -26,20 +26,13 @@ class Retrieval:
 
 
 def ssim_thumbs(a: np.ndarray, b: np.ndarray, window: int = 7) -> np.ndarray:
-    """Mean SSIM of uint8 thumbnails ``a[i]`` vs ``b[i]`` (``... x S x S``), uniform window,
-    the constants of Wang et al. 2004 (K1 = 0.01, K2 = 0.03, L = 255)."""
-    shape = a.shape[:-2]
-    x = torch.from_numpy(np.asarray(a, np.float32).reshape(-1, 1, *a.shape[-2:]))
-    y = torch.from_numpy(np.asarray(b, np.float32).reshape(-1, 1, *b.shape[-2:]))
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def mean(t: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(t, window, stride=1)
-
-    mx, my = mean(x), mean(y)
-    vx, vy, cxy = mean(x * x) - mx * mx, mean(y * y) - my * my, mean(x * y) - mx * my
-    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return ssim.mean((1, 2, 3)).numpy().reshape(shape)
+    """Mean SSIM of uint8 grey thumbnails ``a[i]`` vs ``b[i]`` (``... x S x S``): ``moewir.metrics.ssim``
+    with a ``window x window`` uniform window, in float32 (the constants of Wang et al. 2004,
+    K1 = 0.01, K2 = 0.03, L = 255)."""
+    def grey(t: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(t, np.float32).reshape(-1, 1, *t.shape[-2:])) / 255.0
+    s = ssim(grey(a), grey(b), quantize=False, dtype=torch.float32, window="uniform", window_size=window)
+    return s.numpy().reshape(a.shape[:-2])
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:

@@ -25,15 +25,17 @@ import math
 from importlib import resources
 
 import numpy as np
+import torch
+
+from ..ops.color import luma
+from ..ops.filters import gaussian_blur
 
 __all__ = ["niqe", "imresize"]
 
 BLOCK = 96  # block side at the first scale, as in the release's example call
-_GAUSSIAN_SIZE, _GAUSSIAN_SIGMA = 7, 7 / 6  # fspecial('gaussian', 7, 7/6)
+_GAUSSIAN_RADIUS, _GAUSSIAN_SIGMA = 3, 7 / 6  # fspecial('gaussian', 7, 7/6)
 _SHAPES = np.arange(200, 10001) / 1000  # the release's search grid 0.2:0.001:10 for the shape
 _NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (1, -1))  # circshift offsets: horizontal, vertical, two diagonals
-# rgb2gray: the Y row of inv(MATLAB's NTSC YIQ -> RGB matrix), documented as 0.2989, 0.5870, 0.1140
-_GREY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
 @functools.cache
@@ -95,21 +97,11 @@ def imresize(image: np.ndarray, scale: float) -> np.ndarray:
     return rows @ _resize_matrix(image.shape[1], scale).T
 
 
-def _gaussian_taps() -> np.ndarray:
-    """1-D factor of the normalised 7x7 Gaussian window (sigma 7/6) the release uses for eqs. (2)-(3)."""
-    x = np.arange(_GAUSSIAN_SIZE) - (_GAUSSIAN_SIZE - 1) / 2
-    g = np.exp(-(x ** 2) / (2 * _GAUSSIAN_SIGMA ** 2))
-    return g / g.sum()
-
-
 def _local_mean(image: np.ndarray) -> np.ndarray:
-    """``imfilter(image, window, 'replicate')``: separable Gaussian average, edges repeated."""
-    taps = _gaussian_taps()
-    r = len(taps) // 2
-    h, w = image.shape
-    padded = np.pad(image, r, mode="edge")
-    rows = sum(t * padded[i:i + h, :] for i, t in enumerate(taps))
-    return sum(t * rows[:, j:j + w] for j, t in enumerate(taps))
+    """``imfilter(image, window, 'replicate')`` with the release's normalised 7x7 Gaussian window
+    (sigma 7/6) of eqs. (2)-(3): separable, edges repeated, in the direct summation order."""
+    blurred = gaussian_blur(torch.from_numpy(image), _GAUSSIAN_SIGMA, _GAUSSIAN_RADIUS, "replicate", "direct")
+    return blurred.numpy()
 
 
 def _mscn(image: np.ndarray) -> np.ndarray:
@@ -185,12 +177,8 @@ def _luma_levels(image: np.ndarray, y_channel: bool) -> np.ndarray:
     levels = np.floor(np.clip(image, 0, 1) * 255 + 0.5)
     if levels.ndim == 2:
         return levels
-    r, g, b = np.moveaxis(levels, -1, 0)
-    if y_channel:
-        luma = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    else:
-        luma = _GREY[0] * r + _GREY[1] * g + _GREY[2] * b
-    return np.floor(luma + 0.5)
+    convention = "bt601-studio" if y_channel else "matlab-rgb2gray"
+    return np.floor(luma(levels, convention, channel_axis=-1, peak=255.0) + 0.5)
 
 
 def _pinv(matrix: np.ndarray) -> np.ndarray:

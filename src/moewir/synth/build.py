@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ..data.io import ImageReadError, atomic_file, is_image_file, read_image, to_uint8, write_image
+from ..metrics import psnr
 from .tasks import TASKS, synthesize, task_seed
 
 __all__ = ["default_photos", "build_dataset", "Job", "load_depth", "depth_maps", "fit_longer_side"]
@@ -113,9 +115,12 @@ def _run(job: Job, skip_bad: bool = False) -> list[dict] | ImageReadError:
     return results
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return 10 * np.log10(1.0 / mse) if mse > 0 else float("inf")
+def _input_psnr(degraded: np.ndarray, target: np.ndarray) -> float:
+    """PSNR of a sample's input against its target: every RGB channel of the float images, not
+    rounded to 8-bit levels first (``inf`` where the task left the photo unchanged)."""
+    def chw(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image).permute(2, 0, 1)
+    return psnr(chw(degraded), chw(target), crop_border=0, y_channel=False, quantize=False).item()
 
 
 def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = None, per_image: int = 1,
@@ -169,7 +174,7 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
                     write_image(out / rel / "target" / name, res["target"])
                     records.append({"split": job.split, "task": res["task"], "input": f"{rel}/input/{name}",
                                     "target": f"{rel}/target/{name}", "source": str(job.photo),
-                                    "psnr": round(_psnr(res["degraded"], res["target"]), 4),
+                                    "psnr": round(_input_psnr(res["degraded"], res["target"]), 4),
                                     "params": res["params"]})
                     bar.update()
     finally:

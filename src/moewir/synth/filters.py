@@ -1,4 +1,8 @@
-"""Image filters the weather generators are built from (FFT convolution, blurs, line kernels)."""
+"""Image filters the weather generators are built from, on ``H x W (x C)`` float32 numpy arrays.
+
+The filters themselves are :mod:`moewir.ops.filters`; here they get synthesis's conventions
+(Gaussian radius ``ceil(3 sigma)``, reflected borders, FFT, float32 results).
+"""
 from __future__ import annotations
 
 import math
@@ -6,64 +10,47 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["convolve", "gaussian_blur", "line_kernel", "gaussian_kernel", "lowfreq_noise", "luma", "screen"]
+from ..ops import filters
+
+__all__ = ["convolve", "gaussian_blur", "gaussian_kernel", "lowfreq_noise", "screen"]
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    """``C x H x W`` (or ``H x W``) float64 view of an ``H x W x C`` (or ``H x W``) image."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float64))
+    return x.permute(2, 0, 1) if x.dim() == 3 else x
+
+
+def _image(x: torch.Tensor) -> np.ndarray:
+    """Back to an ``H x W x C`` (or ``H x W``) float32 array."""
+    return (x.permute(1, 2, 0) if x.dim() == 3 else x).numpy().astype(np.float32)
+
+
+def _radius(sigma: float) -> int:
+    """Synthesis's Gaussian radius, ``ceil(3 sigma)`` (at least 1)."""
+    return max(1, int(math.ceil(3 * sigma)))
 
 
 def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """'Same'-size linear convolution of an ``H x W`` or ``H x W x C`` image (FFT, zero border)."""
-    squeeze = image.ndim == 2
-    img = torch.from_numpy(np.ascontiguousarray(image if not squeeze else image[..., None], dtype=np.float64))
-    img = img.permute(2, 0, 1)
-    k = torch.from_numpy(np.asarray(kernel, dtype=np.float64))
-    h, w = img.shape[-2:]
-    kh, kw = k.shape
-    fh, fw = h + kh - 1, w + kw - 1
-    out = torch.fft.irfft2(torch.fft.rfft2(img, s=(fh, fw)) * torch.fft.rfft2(k, s=(fh, fw)), s=(fh, fw))
-    top, left = (kh - 1) // 2, (kw - 1) // 2
-    out = out[:, top:top + h, left:left + w].permute(1, 2, 0).numpy().astype(np.float32)
-    return out[..., 0] if squeeze else out
+    """'Same'-size linear convolution of an ``H x W`` or ``H x W x C`` image (``moewir.ops.filters.convolve``:
+    FFT, zero border; float64 inside, float32 out)."""
+    return _image(filters.convolve(_tensor(image), torch.from_numpy(np.asarray(kernel, dtype=np.float64))))
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = np.arange(-radius, radius + 1)
-    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
-    g2 = np.outer(g, g)
-    return g2 / g2.sum()
+    """2-D Gaussian of radius ``ceil(3 sigma)``, summing to 1."""
+    g = filters.gaussian_kernel(sigma, _radius(sigma))
+    return torch.outer(g, g).numpy()
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur with reflected borders (so image edges do not darken)."""
+    """Gaussian blur with reflected borders (so image edges do not darken; repeated where the image
+    is not larger than the radius), radius ``ceil(3 sigma)``, by FFT (sigmas reach tens of pixels)."""
     if sigma <= 0:
         return image.astype(np.float32)
-    kernel = gaussian_kernel(sigma)
-    r = kernel.shape[0] // 2
-    pad = [(r, r), (r, r)] + [(0, 0)] * (image.ndim - 2)
-    mode = "reflect" if min(image.shape[:2]) > r else "edge"
-    return convolve(np.pad(image, pad, mode=mode), kernel)[r:-r, r:-r]
-
-
-def line_kernel(length: float, angle_deg: float) -> np.ndarray:
-    """Anti-aliased line of ``length`` pixels at ``angle_deg`` from vertical; peak value 1.
-
-    Convolving point seeds with it draws motion-blurred streaks (a drop falling during the
-    exposure).
-    """
-    length = max(1.0, length)
-    size = int(math.ceil(length)) | 1
-    kernel = np.zeros((size, size))
-    c = (size - 1) / 2
-    theta = math.radians(angle_deg)
-    dy, dx = math.cos(theta), math.sin(theta)
-    for t in np.linspace(-(length - 1) / 2, (length - 1) / 2, int(length * 3) + 1):
-        y, x = c + t * dy, c + t * dx
-        y0, x0 = int(math.floor(y)), int(math.floor(x))
-        fy, fx = y - y0, x - x0
-        for yy, xx, wgt in ((y0, x0, (1 - fy) * (1 - fx)), (y0 + 1, x0, fy * (1 - fx)),
-                            (y0, x0 + 1, (1 - fy) * fx), (y0 + 1, x0 + 1, fy * fx)):
-            if 0 <= yy < size and 0 <= xx < size:
-                kernel[yy, xx] += wgt
-    return kernel / kernel.max()
+    r = _radius(sigma)
+    border = "reflect" if min(image.shape[:2]) > r else "replicate"
+    return _image(filters.gaussian_blur(_tensor(image), sigma, r, border, "fft"))
 
 
 def lowfreq_noise(h: int, w: int, rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -73,11 +60,6 @@ def lowfreq_noise(h: int, w: int, rng: np.random.Generator, scale: float) -> np.
     field = torch.nn.functional.interpolate(grid, size=(h, w), mode="bicubic", align_corners=True)[0, 0].numpy()
     field -= field.min()
     return (field / max(field.max(), 1e-8)).astype(np.float32)
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of an RGB image in ``[0, 1]``."""
-    return image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def screen(base: np.ndarray, light: np.ndarray) -> np.ndarray:

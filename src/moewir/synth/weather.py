@@ -16,7 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .filters import convolve, gaussian_blur, gaussian_kernel, line_kernel, lowfreq_noise, luma, screen
+from ..ops.color import luma
+from ..ops.filters import line_kernel
+from .filters import convolve, gaussian_blur, gaussian_kernel, lowfreq_noise, screen
 
 __all__ = ["depth_proxy", "haze", "rain", "raindrop", "snow", "night", "sensor_noise", "veil"]
 
@@ -38,7 +40,7 @@ def depth_proxy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     h, w = image.shape[:2]
     ramp = np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None].repeat(w, axis=1)
-    bright = gaussian_blur(luma(image), _px(image, 0.03))
+    bright = gaussian_blur(luma(image, "bt601-full", channel_axis=-1), _px(image, 0.03))
     field = lowfreq_noise(h, w, rng, max(8.0, _px(image, 0.35)))
     depth = 0.6 * ramp + 0.2 * bright + 0.2 * field
     depth -= depth.min()
@@ -68,7 +70,7 @@ def _streak_layer(shape, rng, severity, length, angle, width, density):
     """Point seeds convolved with a line kernel (motion blur), softened to ``width``."""
     h, w = shape
     seeds = (rng.random((h, w)) < density).astype(np.float32) * rng.uniform(0.6, 1.0, (h, w)).astype(np.float32)
-    streaks = convolve(seeds, line_kernel(length, angle))
+    streaks = convolve(seeds, line_kernel(length, angle).numpy())
     return np.clip(gaussian_blur(streaks, width), 0.0, 1.0) if width > 0 else np.clip(streaks, 0.0, 1.0)
 
 
@@ -160,7 +162,8 @@ def snow(image, rng, severity, scene):
         blob = gaussian_kernel(radius / 1.5)
         layer = convolve(seeds, blob / blob.max())
         length = 1.0 + _lerp(0.0, 3.0, u_len) * radius
-        layer = convolve(layer, line_kernel(length, wind) / line_kernel(length, wind).sum())
+        motion = line_kernel(length, wind).numpy()
+        layer = convolve(layer, motion / motion.sum())
         if defocus:
             layer = gaussian_blur(layer, defocus * radius)
         flakes = screen(flakes, np.clip(layer, 0.0, 1.0))
@@ -180,7 +183,7 @@ def night(image, rng, severity, scene):
     h, w = image.shape[:2]
     gamma, gain = rng.uniform(1.6, 2.4), rng.uniform(0.2, 0.4)
     dark = gain * image ** gamma * np.array([0.8, 0.9, 1.1], np.float32)
-    lum = luma(image)
+    lum = luma(image, "bt601-full", channel_axis=-1)
     lights = (lum >= np.quantile(lum, 0.997)).astype(np.float32) * 0.5
     n_lamps = int(rng.integers(2, 7))
     for _ in range(n_lamps):

@@ -17,21 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["charbonnier", "laplacian", "fourier_l1", "CompositeLoss"]
+from ..ops.filters import laplacian
 
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+__all__ = ["charbonnier", "fourier_l1", "CompositeLoss"]
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """``mean(sqrt((x - y)^2 + eps^2))``."""
     return torch.sqrt((x - y) ** 2 + eps * eps).mean()
-
-
-def laplacian(x: torch.Tensor) -> torch.Tensor:
-    """The 5-point discrete Laplacian of every channel, replicate-padded (same size as ``x``)."""
-    channels = x.shape[1]
-    kernel = _LAPLACIAN.to(x).expand(channels, 1, 3, 3)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
 
 
 def fourier_l1(x: torch.Tensor, y: torch.Tensor, norm: str = "backward") -> torch.Tensor:
