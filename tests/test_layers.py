@@ -17,7 +17,7 @@ ALLOWED = {
     "data": set(),
     "metrics": {"ops", "data"},
     "models": {"ops", "data"},
-    "synth": {"ops", "data"},
+    "synth": {"ops", "data", "metrics"},
     "profiling": {"models", "devices"},
     "health": {"models", "data", "synth"},
     "evaluation": {"ops", "data", "metrics"},

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.io import ImageReadError, atomic_file, is_image_file, read_image, to_uint8, write_image
+from ..data.io import ImageReadError, atomic_file, is_image_file, read_image, write_image
 from ..metrics import psnr
 from .tasks import TASKS, synthesize, task_seed
 

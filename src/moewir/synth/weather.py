@@ -10,7 +10,6 @@ monotonically with severity. ``params`` records every drawn parameter for the ma
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
