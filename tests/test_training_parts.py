@@ -1,6 +1,7 @@
-"""The trainer's parts on their own: typed config, validation through moewir.evaluation
-(the end-to-end runs are in test_training.py)."""
+"""The trainer's parts on their own: typed config, EMA, LR schedule, validation through
+moewir.evaluation (the end-to-end runs are in test_training.py)."""
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import get_type_hints
@@ -9,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch import nn
 
 from moewir.data import write_image
 from moewir.evaluation import aggregate, evaluate, fidelity_metrics
-from moewir.training.config import (DEFAULTS, TrainingConfig, config_dict, load_config,
+from moewir.training.config import (DEFAULTS, ScheduleConfig, TrainingConfig, config_dict, load_config,
                                     training_config)
-from moewir.training.trainer import Trainer
+from moewir.training.trainer import (Trainer, build_model_and_ema, build_scheduler, cosine_with_warmup,
+                                     load_scheduler_state)
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +108,88 @@ def test_every_key_has_its_type_in_the_docs():
     assert not missing
 
 
+# --- EMA -------------------------------------------------------------------------------------
+def test_ema_follows_the_formula_by_hand_and_copies_buffers():
+    torch.manual_seed(0)
+    model, ema = build_model_and_ema({"name": "moewirnet-tiny", "dim": 12}, 0.9, torch.device("cpu"))
+    model.register_buffer("counter", torch.zeros(3))
+    ema.module.register_buffer("counter", torch.zeros(3))
+    start = [p.detach().clone() for p in model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(ema.module.parameters(), start))  # starts at the initial weights
+    hand = [p.double() for p in start]
+    lerp = [p.clone() for p in start]  # the update before AveragedModel: ema.lerp_(p, 1 - d)
+    for step in range(5):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+            model.counter.fill_(step + 1)
+        ema.update_parameters(model)
+        hand = [0.9 * e + 0.1 * p.detach().double() for e, p in zip(hand, model.parameters())]
+        for e, p in zip(lerp, model.parameters()):
+            e.lerp_(p.detach(), 0.1)
+    for e, h, old in zip(ema.module.parameters(), hand, lerp):
+        torch.testing.assert_close(e.double(), h, rtol=0, atol=1e-6)
+        assert torch.equal(e, old)  # bit for bit what the trainer computed before
+    assert torch.equal(ema.module.counter, torch.full((3,), 5.0))  # buffers: copied, not averaged
+    assert build_model_and_ema({"name": "moewirnet-tiny", "dim": 12}, 0.0, torch.device("cpu"))[1] is None
+
+
+# --- LR schedule -----------------------------------------------------------------------------
+def _lrs(schedule: ScheduleConfig, base: float) -> list[float]:
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    scheduler = build_scheduler(optimizer, schedule)
+    lrs = []
+    for _ in range(schedule.iterations):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_torch_schedulers_give_warmup_then_cosine_by_hand():
+    lrs = _lrs(ScheduleConfig(iterations=10, warmup=2, min_lr=0.1), 1.0)
+    # linear (step + 1) / warmup, then 0.1 + 0.9 * (1 + cos(pi (step - 2) / 8)) / 2
+    by_hand = [0.5, 1.0] + [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - 2) / 8)) for s in range(2, 10)]
+    assert lrs == pytest.approx(by_hand, rel=1e-12, abs=0)
+    assert lrs[6] == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("iterations, warmup, base, min_lr", [
+    (12, 3, 2e-3, 1e-5), (1000, 50, 1e-3, 1e-6), (3000, 0, 2e-4, 1e-6), (400, 1, 2e-4, 0.0), (5, 5, 1e-3, 1e-6),
+    (5, 8, 1e-3, 1e-6)])
+def test_torch_schedulers_match_the_closed_form(iterations, warmup, base, min_lr):
+    factor = cosine_with_warmup(iterations, warmup, base, min_lr)
+    lrs = _lrs(ScheduleConfig(iterations=iterations, warmup=warmup, min_lr=min_lr), base)
+    assert lrs == pytest.approx([base * factor(s) for s in range(iterations)], rel=1e-11, abs=0)
+
+
+def test_a_lambdalr_checkpoint_of_earlier_versions_resumes_on_the_same_curve():
+    schedule, base = ScheduleConfig(iterations=40, warmup=4, min_lr=1e-5), 1e-3
+    old_opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    old = torch.optim.lr_scheduler.LambdaLR(old_opt, cosine_with_warmup(40, 4, base, 1e-5))
+    for _ in range(17):
+        old_opt.step()
+        old.step()
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    scheduler = build_scheduler(optimizer, schedule)
+    optimizer.load_state_dict(old_opt.state_dict())
+    scheduler = load_scheduler_state(scheduler, old.state_dict(), optimizer, schedule)
+    lrs = []
+    for _ in range(17, 40):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    factor = cosine_with_warmup(40, 4, base, 1e-5)
+    assert lrs == pytest.approx([base * factor(s) for s in range(17, 40)], rel=1e-11, abs=0)
+
+
 # --- validation --------------------------------------------------------------------------------
 def test_validation_scores_as_moewir_eval_does(tmp_path, dataset):
     path = _file(tmp_path, dataset, val={"crop_border": 3, "y_channel": False, "every": 0},
                  datasets={"train": {"root": str(dataset), "patch_size": 32}, "val": {"center_crop": None}})
     trainer = Trainer(load_config(path), progress=False)
     results = trainer.validate()
-    net = trainer.ema
+    net = trainer.ema.module
 
     def restore(image):  # `moewir eval`'s view of the same network: H x W x 3 numpy in and out
         with torch.no_grad():

@@ -9,10 +9,10 @@ resume. ``docs/training.md`` describes the experiment folder and every option.
 """
 from __future__ import annotations
 
-import copy
 import math
 import shutil
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..data import ImageReadError, MultiTaskLoader, PairedImages, discover, select_tasks
@@ -103,12 +105,17 @@ def build_dataloaders(data: DatasetsConfig, seed: int, rank: int, start: int
 
 
 def build_model_and_ema(model: dict[str, Any], ema: float, device: torch.device
-                        ) -> tuple[nn.Module, nn.Module | None]:
-    """The registered network ``model["name"]`` with the other options, and a copy for its
-    exponential moving average (``None`` when ``ema`` is 0)."""
+                        ) -> tuple[nn.Module, AveragedModel | None]:
+    """The registered network ``model["name"]`` with the other options, and its exponential
+    moving average (``ema_p = ema * ema_p + (1 - ema) * p`` after every step, buffers copied;
+    ``None`` when ``ema`` is 0). The average starts at the initial weights."""
     options = dict(model)
     network = create_model(options.pop("name"), **options).to(device)
-    return network, (copy.deepcopy(network).eval().requires_grad_(False) if ema > 0 else None)
+    if ema <= 0:
+        return network, None
+    average = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(ema)).eval().requires_grad_(False)
+    average.update_parameters(network)  # the first update copies: every later one averages
+    return network, average
 
 
 def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
@@ -118,7 +125,7 @@ def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
 
 def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: float):
     """LR multiplier: linear from ``1/warmup`` to 1 over ``warmup`` steps, then cosine to
-    ``min_lr / base_lr`` at ``iterations``."""
+    ``min_lr / base_lr`` at ``iterations``: the closed form :func:`build_scheduler` follows."""
     floor = min_lr / base_lr
 
     def factor(step: int) -> float:
@@ -130,9 +137,32 @@ def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: flo
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, lr: float):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(schedule.iterations, schedule.warmup, lr, schedule.min_lr))
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LRScheduler:
+    """Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then cosine to
+    ``min_lr`` at ``iterations`` (torch's ``LinearLR`` and ``CosineAnnealingLR`` in a
+    ``SequentialLR``; the values of :func:`cosine_with_warmup` to rounding)."""
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, schedule.iterations - schedule.warmup), eta_min=schedule.min_lr)
+    if not schedule.warmup:
+        return cosine
+    warmup = LinearLR(optimizer, start_factor=1 / schedule.warmup, total_iters=max(1, schedule.warmup - 1))
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[schedule.warmup])
+
+
+def load_scheduler_state(scheduler: LRScheduler, state: dict, optimizer: torch.optim.Optimizer,
+                         schedule: ScheduleConfig) -> LRScheduler:
+    """``scheduler`` at a checkpoint's state. A checkpoint of the versions that kept the
+    schedule in a ``LambdaLR`` is replayed: a fresh scheduler stepped to its iteration."""
+    if "lr_lambdas" not in state:
+        scheduler.load_state_dict(state)
+        return scheduler
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"]
+    scheduler = build_scheduler(optimizer, schedule)
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(state["last_epoch"]):
+            scheduler.step()
+    return scheduler
 
 
 def amp_dtype(amp: str, device: torch.device, log) -> torch.dtype | None:
@@ -178,7 +208,7 @@ class Trainer:
         weighting = dict(cfg.weighting)
         self.weighting = create_weighting(weighting.pop("name"), self.tasks, **weighting).to(self.device)
         self.optimizer = build_optimizer(list(self.model.parameters()) + list(self.weighting.parameters()), cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.optim.lr)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
         self.iterations = cfg.schedule.iterations
         self.amp = amp_dtype(cfg.train.amp, self.device, self.log)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
@@ -210,9 +240,10 @@ class Trainer:
         load_weights(self.ckpt_dir / f"net_{iteration}.safetensors", self.model)
         ema_path = self.ckpt_dir / f"net_ema_{iteration}.safetensors"
         if self.ema is not None:
-            load_weights(ema_path if ema_path.is_file() else self.ckpt_dir / f"net_{iteration}.safetensors", self.ema)
+            load_weights(ema_path if ema_path.is_file() else self.ckpt_dir / f"net_{iteration}.safetensors",
+                         self.ema.module)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler = load_scheduler_state(self.scheduler, state["scheduler"], self.optimizer, self.config.schedule)
         self.weighting.load_state_dict(state["weighting"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
@@ -223,7 +254,8 @@ class Trainer:
     def save(self, iteration: int) -> None:
         if self.dist.main:
             self.logs.flush()  # the rows up to a checkpoint are on disk before it exists
-            save_checkpoint(self.ckpt_dir, iteration, self.model, self.ema, self._state(iteration))
+            save_checkpoint(self.ckpt_dir, iteration, self.model, self.ema.module if self.ema else None,
+                            self._state(iteration))
             prune_checkpoints(self.ckpt_dir, self.config.log.keep_checkpoints)
             self.log.info(f"checkpoint: iteration {iteration} -> {self.ckpt_dir}")
         distributed.barrier(self.dist)
@@ -250,15 +282,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         if self.ema is not None:
-            self._update_ema(self.config.train.ema)
+            self.ema.update_parameters(self.model)
         return {"lr": lr, "total": float(total.detach()), "losses": dict(zip(self.tasks, shared)), "weights": weights}
-
-    @torch.no_grad()
-    def _update_ema(self, decay: float) -> None:
-        for ema_p, p in zip(self.ema.parameters(), self.model.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - decay)
-        for ema_b, b in zip(self.ema.buffers(), self.model.buffers()):
-            ema_b.copy_(b)
 
     # --- validation --------------------------------------------------------------------------
     def _readable(self, images: PairedImages):
@@ -279,7 +304,7 @@ class Trainer:
         """Per-task mean PSNR / SSIM on the validation pairs (EMA weights unless disabled),
         scored by :mod:`moewir.evaluation` as ``moewir eval`` scores."""
         val = self.config.val
-        net = self.ema if (self.ema is not None and val.use_ema) else self.model
+        net = self.ema.module if (self.ema is not None and val.use_ema) else self.model
         was_training = net.training
         net.eval()
 
