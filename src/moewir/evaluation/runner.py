@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from ..data.io import read_image, write_image
 from ..data.layouts import Pair
 from ..metrics import psnr, ssim
 
-__all__ = ["Metric", "fidelity_metrics", "build_metrics", "evaluate", "Restore"]
+__all__ = ["Metric", "fidelity_metrics", "build_metrics", "evaluate", "evaluate_tensors", "score", "Restore"]
 
 #: A restorer as the evaluation sees it: float ``H x W x 3`` in [0, 1] -> the same.
 Restore = Callable[[np.ndarray], np.ndarray]
@@ -67,11 +67,31 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
 
 
-def _score(metric: Metric, output: torch.Tensor, target: torch.Tensor, pair: Pair) -> float:
-    try:
-        return metric.fn(output, target)
-    except ValueError as exc:  # e.g. an image too small for NIQE's 96x96 blocks
-        raise ValueError(f"{pair.input}: {metric.name}: {exc}") from None
+def score(output: torch.Tensor, target: torch.Tensor, metrics: Sequence[Metric], where: str | Path) -> dict[str, float]:
+    """Every metric of one ``(1, 3, H, W)`` output against its target; a metric that cannot
+    score it (e.g. an image too small for NIQE's 96x96 blocks) raises, naming ``where``."""
+    scores = {}
+    for metric in metrics:
+        try:
+            scores[metric.name] = metric.fn(output, target)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {metric.name}: {exc}") from None
+    return scores
+
+
+def evaluate_tensors(restore: Callable[[torch.Tensor], torch.Tensor], tasks: dict[str, Iterable[dict]],
+                     metrics: Sequence[Metric], model: str = "model") -> list[dict]:
+    """:func:`evaluate` on images already in memory (e.g. the trainer's validation crops): each
+    task's items are dicts with ``input`` and ``target`` (``3 x H x W`` tensors in [0, 1]) and
+    ``name``, as :class:`moewir.data.PairedImages` yields them; ``restore`` maps a
+    ``(1, 3, H, W)`` input to the output. Rows as :func:`evaluate`'s, for :func:`~.report.aggregate`."""
+    rows = []
+    for task, items in tasks.items():
+        for item in items:
+            output = restore(item["input"][None])
+            rows.append({"model": model, "task": task, "image": item["name"],
+                         **score(output, item["target"][None], metrics, item["name"])})
+    return rows
 
 
 def evaluate(models: dict[str, Restore], tasks: dict[str, Sequence[Pair]], metrics: Sequence[Metric],
@@ -97,7 +117,7 @@ def evaluate(models: dict[str, Restore], tasks: dict[str, Sequence[Pair]], metri
                 for label, restore in models.items():
                     out = outputs[label] = restore(inp)
                     out_tensor = _tensor(out)
-                    scores = {m.name: _score(m, out_tensor, tgt_tensor, pair) for m in metrics}
+                    scores = score(out_tensor, tgt_tensor, metrics, pair.input)
                     rows.append({"model": label, "task": task, "image": pair.name, **scores})
                     if save_images:
                         write_image(Path(save_images) / label / task / f"{pair.name}.png", out)

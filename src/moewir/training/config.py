@@ -1,113 +1,265 @@
-"""Experiment files: YAML over documented defaults, dotted ``--set`` overrides, clear errors.
+"""Experiment files: YAML over documented defaults, dotted ``--set`` overrides, typed sections.
 
-Every key has a default below; a YAML file or an override may only set known keys (an unknown
-key is an error naming it, not a silent no-op). ``model`` takes any option of the chosen
-registered model and ``weighting`` any option of the chosen strategy; those are checked
-when the model / strategy is built.
+The sections are frozen dataclasses below; each field's annotation is its type and its default
+the default of the key (:data:`DEFAULTS` is read off them). :func:`load_config` merges a YAML
+file and ``--set`` overrides over the defaults (an unknown key is an error naming it, not a
+silent no-op) and builds :class:`TrainingConfig` from the result, so a value of the wrong type
+or out of range (``schedule.iterations: "5k"``, ``val.at_start: "no"``, ``optim.lr: 0``) stops
+with one line naming the key when the file is loaded, not deep inside torch at iteration 5000.
+``model`` takes any option of the chosen registered model and ``weighting`` any option of the
+chosen strategy; those two stay open mappings, checked when the model / strategy is built.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+import types
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
 
+from ..models.registry import config_from_dict
 from ..yamlfiles import read_yaml_mapping
 
-__all__ = ["DEFAULTS", "load_config", "apply_overrides", "check_values"]
+__all__ = ["TrainingConfig", "DatasetsConfig", "TrainDataConfig", "ValDataConfig", "LossConfig", "OptimConfig",
+           "ScheduleConfig", "TrainOptions", "ValConfig", "LogConfig", "DistributedConfig", "DEFAULTS",
+           "load_config", "apply_overrides", "training_config", "config_dict"]
 
 
 #: Sections whose contents are options of something chosen by name (checked by its builder).
 OPEN_SECTIONS = ("model", "weighting")
 
-DEFAULTS: dict[str, Any] = {
-    "name": None,                   # experiment name: experiments/<name>/ (default: the file's stem)
-    "experiments_root": "experiments",
-    "seed": 0,
-    "device": "auto",               # auto | cpu | cuda | cuda:N | mps
-    "model": {"name": "moewirnet"},
-    "datasets": {
-        "train": {
-            "root": None,               # any layout moewir.data knows
-            "split": "train",           # split folder for layouts that have one
-            "tasks": None,              # restrict to these tasks (default: all found)
-            "patch_size": 128,
-            "batch_per_task": 1,        # int or {task: size}
-            "patch_schedule": None,     # [[start_iteration, patch_size], ...] (progressive)
-            "flip": True,
-            "rotate": True,
-            "workers": 0,
-            "skip_bad": False,
-        },
-        "val": {
-            "root": None,               # default: the train root
-            "split": "test",
-            "tasks": None,
-            "center_crop": 256,         # null keeps full images
-            "max_per_task": None,       # first N images of each task
-        },
-    },
-    "loss": {"char_weight": 1.0, "edge_weight": 0.05, "freq_weight": 0.01, "scales": 3, "eps": 1e-3,
-             "freq_norm": "backward"},
-    "weighting": {"name": "ori"},
-    "optim": {"type": "adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
-    "schedule": {"iterations": 300000, "warmup": 0, "min_lr": 1e-6},  # linear warm-up, then cosine
-    "train": {"grad_clip": 0.0, "ema": 0.999, "amp": "none"},          # amp: none | bf16 | fp16 (CUDA)
-    "val": {"every": 5000, "at_start": False, "crop_border": 0, "y_channel": True, "use_ema": True,
-            "tile": None, "tile_overlap": 32},  # tile: restore large validation images window by window
-    "log": {"every": 100, "tensorboard": True, "checkpoint_every": 5000, "keep_checkpoints": 3},
-    "distributed": {"find_unused_parameters": False},
-}
+
+def _key(default: Any, ok: Callable[[Any], bool] | None = None, what: str | None = None):
+    """A config field: ``ok`` checks the (well-typed) value's range and ``what`` says in the
+    error what the key must be (default: read off the annotation)."""
+    return field(default=default, metadata={"ok": ok, "what": what})
 
 
-def _positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+def _positive(v) -> bool:
+    return v >= 1
 
 
 def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return v >= 0
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+@dataclass(frozen=True)
+class TrainDataConfig:
+    """``datasets.train``."""
+    root: str | None = None                  # any layout moewir.data knows (required)
+    split: str = "train"                     # split folder for layouts that have one
+    tasks: tuple[str, ...] | None = _key(None, what="null or a list of task names")  # default: all found
+    patch_size: int = _key(128, _positive, "a positive integer")
+    batch_per_task: int | dict[str, int] = _key(
+        1, lambda v: v >= 1 if isinstance(v, int) else bool(v) and all(n >= 1 for n in v.values()),
+        "a positive integer or a mapping of task to positive integer")
+    patch_schedule: tuple[tuple[int, int], ...] | None = _key(      # progressive patch sizes
+        None, lambda v: v is None or all(s >= 1 and i >= 0 for i, s in v),
+        "null or a list of [start_iteration, patch_size] pairs")
+    flip: bool = True
+    rotate: bool = True
+    workers: int = _key(0, _count, "a non-negative integer")
+    skip_bad: bool = False
 
 
-#: Values the trainer cannot use, caught here with the key's name instead of deep inside torch.
-_CHECKS: list[tuple[str, Any, str]] = [
-    ("seed", _count, "a non-negative integer"),
-    ("datasets.train.patch_size", _positive_int, "a positive integer"),
-    ("datasets.train.batch_per_task",
-     lambda v: _positive_int(v) or (isinstance(v, dict) and bool(v) and all(_positive_int(n) for n in v.values())),
-     "a positive integer or a mapping of task to positive integer"),
-    ("datasets.train.workers", _count, "a non-negative integer"),
-    ("datasets.val.center_crop", lambda v: v is None or _positive_int(v), "null or a positive integer"),
-    ("datasets.val.max_per_task", lambda v: v is None or _positive_int(v), "null or a positive integer"),
-    ("optim.lr", lambda v: _number(v) and v > 0, "a positive number"),
-    ("optim.weight_decay", lambda v: _number(v) and v >= 0, "a non-negative number"),
-    ("optim.betas", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v),
-     "two numbers in [0, 1)"),
-    ("schedule.iterations", _positive_int, "a positive integer"),
-    ("schedule.warmup", _count, "a non-negative integer"),
-    ("schedule.min_lr", lambda v: _number(v) and v >= 0, "a non-negative number"),
-    ("train.grad_clip", lambda v: _number(v) and v >= 0, "a non-negative number"),
-    ("train.ema", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("val.every", _count, "a non-negative integer"),
-    ("val.crop_border", _count, "a non-negative integer"),
-    ("log.every", _count, "a non-negative integer"),
-    ("log.checkpoint_every", _count, "a non-negative integer"),
-    ("log.keep_checkpoints", _count, "a non-negative integer"),
-]
+@dataclass(frozen=True)
+class ValDataConfig:
+    """``datasets.val``."""
+    root: str | None = None                  # default: the train root
+    split: str = "test"
+    tasks: tuple[str, ...] | None = _key(None, what="null or a list of task names")
+    center_crop: int | None = _key(256, lambda v: v is None or v >= 1, "null or a positive integer")  # null: full
+    max_per_task: int | None = _key(None, lambda v: v is None or v >= 1, "null or a positive integer")  # first N
 
 
-def check_values(config: dict) -> None:
-    """One error naming the first key whose value the trainer cannot use."""
-    for dotted, ok, what in _CHECKS:
-        value: Any = config
-        for part in dotted.split("."):
-            value = value[part]
-        if not ok(value):
-            raise ValueError(f"config key {dotted!r} must be {what}, got {value!r}")
+@dataclass(frozen=True)
+class DatasetsConfig:
+    train: TrainDataConfig = field(default_factory=TrainDataConfig)
+    val: ValDataConfig = field(default_factory=ValDataConfig)
 
 
+@dataclass(frozen=True)
+class LossConfig:
+    """Options of :class:`moewir.training.losses.CompositeLoss`."""
+    char_weight: float = _key(1.0, _count, "a non-negative number")
+    edge_weight: float = _key(0.05, _count, "a non-negative number")
+    freq_weight: float = _key(0.01, _count, "a non-negative number")
+    scales: int = _key(3, _positive, "a positive integer")
+    eps: float = _key(1e-3, lambda v: v > 0, "a positive number")
+    freq_norm: Literal["backward", "ortho", "forward"] = "backward"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    type: Literal["adam", "adamw"] = "adam"
+    lr: float = _key(2e-4, lambda v: v > 0, "a positive number")
+    betas: tuple[float, float] = _key((0.9, 0.999), lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)")
+    weight_decay: float = _key(0.0, _count, "a non-negative number")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Linear warm-up over ``warmup`` iterations, then cosine to ``min_lr`` at ``iterations``."""
+    iterations: int = _key(300000, _positive, "a positive integer")
+    warmup: int = _key(0, _count, "a non-negative integer")
+    min_lr: float = _key(1e-6, _count, "a non-negative number")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``train``."""
+    grad_clip: float = _key(0.0, _count, "a non-negative number")   # global norm; 0 = off
+    ema: float = _key(0.999, lambda v: 0 <= v < 1, "a number in [0, 1)")  # decay; 0 = no EMA
+    amp: Literal["none", "bf16", "fp16"] = "none"                   # fp16: CUDA only
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """``val``."""
+    every: int = _key(5000, _count, "a non-negative integer")       # 0 = never
+    at_start: bool = False                                           # also validate the untrained network
+    crop_border: int = _key(0, _count, "a non-negative integer")
+    y_channel: bool = True
+    use_ema: bool = True
+    tile: int | None = _key(None, lambda v: v is None or v >= 1, "null or a positive integer")  # window size
+    tile_overlap: int = _key(32, _count, "a non-negative integer")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    every: int = _key(100, _count, "a non-negative integer")
+    tensorboard: bool = True
+    checkpoint_every: int = _key(5000, _count, "a non-negative integer")
+    keep_checkpoints: int = _key(3, _count, "a non-negative integer")  # 0 keeps all
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    find_unused_parameters: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A whole experiment file. ``model`` and ``weighting`` are open mappings (``name`` + options)."""
+    name: str | None = None                  # experiment name: experiments/<name>/ (default: the file's stem)
+    experiments_root: str = "experiments"
+    seed: int = _key(0, _count, "a non-negative integer")
+    device: str = "auto"                     # auto | cpu | cuda | cuda:N | mps
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "moewirnet"})
+    datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    weighting: dict[str, Any] = field(default_factory=lambda: {"name": "ori"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    val: ValConfig = field(default_factory=ValConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+
+# --- typed sections from plain mappings ----------------------------------------------------------
+def _conforms(value: Any, hint: Any) -> bool:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is Literal:
+        return isinstance(value, str) and value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(map(_conforms, value, args))
+    if origin is dict:
+        return isinstance(value, dict) and all(_conforms(k, args[0]) and _conforms(v, args[1])
+                                               for k, v in value.items())
+    raise TypeError(f"no type check for {hint!r}")
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """``value`` (known to conform) as the annotation says: lists -> tuples, ints -> floats."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        return _convert(value, next(a for a in args if _conforms(value, a)))
+    if hint is float:
+        return float(value)
+    if origin is tuple:
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        return tuple(_convert(v, a) for v, a in zip(value, items))
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+
+def _describe(hint: Any) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in sorted(args, key=lambda a: a is not type(None)))
+    if origin is Literal:
+        return "one of " + ", ".join(args)
+    if origin is dict:
+        return "a mapping"
+    return {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(hint, str(hint))
+
+
+def _section(cls: type, data: Any, where: str = ""):
+    """``cls`` from the mapping ``data`` (the config at dotted path ``where``), every value
+    checked against its field's annotation and range; nested sections are built the same way."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config key {where.rstrip('.')!r} must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    values = dict(data)
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, hint, key = data[f.name], hints[f.name], f"{where}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = _section(hint, value, f"{key}.")
+            continue
+        ok, what = f.metadata.get("ok"), f.metadata.get("what") or _describe(hint)
+        if not _conforms(value, hint) or (ok is not None and not ok(value)):
+            raise ValueError(f"config key {key!r} must be {what}, got {value!r}")
+        values[f.name] = _convert(value, hint)
+    try:
+        return config_from_dict(cls, values)  # the models' strict loader: unknown keys named
+    except ValueError as exc:
+        raise ValueError(f"config section {where.rstrip('.') or 'top'!r}: {exc}") from None
+
+
+def training_config(config: dict[str, Any] | TrainingConfig) -> TrainingConfig:
+    """The typed config of a merged mapping (as :func:`load_config` returns); the first key
+    whose value the trainer cannot use is one ``ValueError`` naming it."""
+    return config if isinstance(config, TrainingConfig) else _section(TrainingConfig, config)
+
+
+def config_dict(config: TrainingConfig) -> dict[str, Any]:
+    """The plain mapping of ``config`` (lists, not tuples): what ``config.yml`` and checkpoints hold."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(config))
+
+
+#: Every key with its default, as a plain mapping (read off :class:`TrainingConfig`).
+DEFAULTS: dict[str, Any] = config_dict(TrainingConfig())
+
+
+# --- merging YAML files and overrides --------------------------------------------------------------
 def _merge(base: dict, update: dict, path: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
@@ -144,12 +296,14 @@ def apply_overrides(config: dict, overrides: dict[str, Any]) -> dict:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict:
-    """Read ``path`` over :data:`DEFAULTS`, then apply ``overrides``."""
+    """Read ``path`` over :data:`DEFAULTS`, then apply ``overrides``; every value is checked
+    here (:func:`training_config`). Returns the plain merged mapping (``--set`` and the
+    ablations edit it); the trainer builds the typed config from it."""
     path = Path(path)
     data = read_yaml_mapping(path)
     try:
         config = apply_overrides(_merge(DEFAULTS, data), overrides or {})
-        check_values(config)
+        training_config(config)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if config["name"] is None:

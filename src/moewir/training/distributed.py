@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["DistInfo", "setup", "mean_across_ranks", "broadcast_int", "average_gradients", "barrier", "cleanup"]
+__all__ = ["DistInfo", "setup", "wrap", "mean_across_ranks", "broadcast_int", "average_gradients", "barrier", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,15 @@ def setup(device_type: str) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def wrap(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
+    """``model`` in DistributedDataParallel when there are several ranks, else ``model`` itself."""
+    if info.world <= 1:
+        return model
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=find_unused_parameters)
 
 
 def mean_across_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.io import atomic_file
 
-__all__ = ["CsvLog", "TensorBoard", "file_logger", "close_logs"]
+__all__ = ["CsvLog", "TensorBoard", "RunLogs", "init_loggers", "file_logger", "close_logs"]
 
 
 class CsvLog:
@@ -70,6 +71,34 @@ class TensorBoard:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+@dataclass
+class RunLogs:
+    """The main rank's logs of a run: ``train_log.csv`` (every iteration), ``val_log.csv``
+    (every validation) and TensorBoard."""
+    train: CsvLog
+    val: CsvLog
+    board: TensorBoard
+
+    def flush(self) -> None:
+        self.train.flush()
+        self.val.flush()
+
+    def close(self) -> None:
+        self.train.close()
+        self.val.close()
+        self.board.close()
+
+
+def init_loggers(folder: Path, tasks: list[str], start: int, tensorboard: bool, log: logging.Logger) -> RunLogs:
+    """Open the CSV logs of ``folder`` at iteration ``start`` (rows after it dropped) and
+    TensorBoard (when enabled and installed; ``log`` says so when it is not)."""
+    columns = (["iteration", "lr", "total"] + [f"loss/{t}" for t in tasks] + [f"weight/{t}" for t in tasks]
+               + ["seconds"])
+    return RunLogs(CsvLog(folder / "train_log.csv", columns, start),
+                   CsvLog(folder / "val_log.csv", ["iteration", "task", "images", "psnr", "ssim"], start),
+                   TensorBoard(folder / "tensorboard", tensorboard, log))
 
 
 def close_logs() -> None:

@@ -9,37 +9,123 @@ resume. ``docs/training.md`` describes the experiment folder and every option.
 """
 from __future__ import annotations
 
-import copy
 import math
 import shutil
 import time
+import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..data import ImageReadError, MultiTaskLoader, PairedImages, discover, select_tasks
 from ..devices import resolve_device
-from ..ops.tiling import tiled_forward
-from ..metrics import psnr, ssim
+from ..evaluation import AVERAGE, aggregate, evaluate_tensors, fidelity_metrics
 from ..models import create_model, load_weights, model_spec
+from ..ops.tiling import tiled_forward
 from . import distributed
 from .checkpoint import (latest_checkpoint, load_state, newest_intact_checkpoint, prune_checkpoints, remove_orphans,
                          save_checkpoint)
-from .logs import CsvLog, TensorBoard, close_logs, file_logger
+from .config import DatasetsConfig, OptimConfig, ScheduleConfig, TrainingConfig, config_dict, training_config
+from .logs import close_logs, file_logger, init_loggers
 from .losses import CompositeLoss
 from .weighting import create_weighting
 
-__all__ = ["Trainer", "cosine_with_warmup"]
+__all__ = ["Trainer", "build_device", "find_resume_point", "build_dataloaders", "build_model_and_ema",
+           "build_optimizer", "build_scheduler", "amp_dtype", "cosine_with_warmup"]
+
+
+# --- the parts, each built by one function -----------------------------------------------------
+def build_device(name: str) -> tuple[torch.device, distributed.DistInfo]:
+    """The device to train on and this process's place in the ``torchrun`` process group
+    (joined here); on CUDA every rank takes the GPU of its local rank."""
+    device = resolve_device(name)
+    dist = distributed.setup(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    return device, dist
+
+
+def find_resume_point(folder: Path, resume: bool, dist: distributed.DistInfo) -> tuple[int, list[str]]:
+    """The iteration to start at (0: a new run) and what the main rank repaired to get there
+    (temporary files of an interrupted save removed, unreadable newer checkpoints moved aside).
+    Refuses to overwrite a run that has checkpoints unless ``resume``."""
+    start = latest_checkpoint(folder / "checkpoints")
+    if start is not None and not resume:
+        raise ValueError(f"{folder} already has checkpoints (latest: iteration {start}); "
+                         f"pass --resume to continue it, or choose another name (--set name=...)")
+    problems: list[str] = []
+    if start is not None and dist.main:
+        orphans = remove_orphans(folder / "checkpoints")  # left by a kill mid-save
+        problems = [f"removed {len(orphans)} temporary file(s) left by an interrupted save"] if orphans else []
+        start, skipped = newest_intact_checkpoint(folder / "checkpoints")
+        problems += skipped
+        if start is None:
+            raise ValueError(f"{folder / 'checkpoints'}: no intact checkpoint to resume from ({'; '.join(skipped)})")
+    if dist.world > 1:  # every rank resumes where the main rank checked
+        start = distributed.broadcast_int(start or 0, dist) or None
+    if dist.main:
+        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    distributed.barrier(dist)
+    return start or 0, problems
+
+
+def _val_pairs(data: DatasetsConfig) -> dict[str, list]:
+    val = data.val
+    root = val.root or data.train.root
+    try:
+        found = discover(root, val.split)
+    except ValueError:
+        if val.root:
+            raise
+        return {}  # no validation split next to the training data: validation is skipped
+    pairs = select_tasks(found, val.tasks, root)
+    return {t: (p[:val.max_per_task] if val.max_per_task else p) for t, p in sorted(pairs.items())}
+
+
+def build_dataloaders(data: DatasetsConfig, seed: int, rank: int, start: int
+                      ) -> tuple[dict[str, list], MultiTaskLoader, dict[str, list]]:
+    """The training pairs per task, the training stream (every task at every step, this rank's
+    own samples, resumed at iteration ``start``) and the validation pairs per task (none when
+    the training data has no validation split and ``datasets.val.root`` is not set)."""
+    train = data.train
+    pairs = select_tasks(discover(train.root, train.split), train.tasks, train.root)
+    loader = MultiTaskLoader(pairs, train.patch_size, train.batch_per_task, train.workers, seed=seed + 7919 * rank,
+                             flip=train.flip, rotate=train.rotate, skip_bad=train.skip_bad,
+                             patch_schedule=list(train.patch_schedule) if train.patch_schedule else None,
+                             start_step=start)
+    return pairs, loader, _val_pairs(data)
+
+
+def build_model_and_ema(model: dict[str, Any], ema: float, device: torch.device
+                        ) -> tuple[nn.Module, AveragedModel | None]:
+    """The registered network ``model["name"]`` with the other options, and its exponential
+    moving average (``ema_p = ema * ema_p + (1 - ema) * p`` after every step, buffers copied;
+    ``None`` when ``ema`` is 0). The average starts at the initial weights."""
+    options = dict(model)
+    network = create_model(options.pop("name"), **options).to(device)
+    if ema <= 0:
+        return network, None
+    average = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(ema)).eval().requires_grad_(False)
+    average.update_parameters(network)  # the first update copies: every later one averages
+    return network, average
+
+
+def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optim.type]
+    return kind(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
 
 
 def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: float):
     """LR multiplier: linear from ``1/warmup`` to 1 over ``warmup`` steps, then cosine to
-    ``min_lr / base_lr`` at ``iterations``."""
+    ``min_lr / base_lr`` at ``iterations``: the closed form :func:`build_scheduler` follows."""
     floor = min_lr / base_lr
 
     def factor(step: int) -> float:
@@ -51,133 +137,95 @@ def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: flo
     return factor
 
 
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LRScheduler:
+    """Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then cosine to
+    ``min_lr`` at ``iterations`` (torch's ``LinearLR`` and ``CosineAnnealingLR`` in a
+    ``SequentialLR``; the values of :func:`cosine_with_warmup` to rounding)."""
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, schedule.iterations - schedule.warmup), eta_min=schedule.min_lr)
+    if not schedule.warmup:
+        return cosine
+    warmup = LinearLR(optimizer, start_factor=1 / schedule.warmup, total_iters=max(1, schedule.warmup - 1))
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[schedule.warmup])
+
+
+def load_scheduler_state(scheduler: LRScheduler, state: dict, optimizer: torch.optim.Optimizer,
+                         schedule: ScheduleConfig) -> LRScheduler:
+    """``scheduler`` at a checkpoint's state. A checkpoint of the versions that kept the
+    schedule in a ``LambdaLR`` is replayed: a fresh scheduler stepped to its iteration."""
+    if "lr_lambdas" not in state:
+        scheduler.load_state_dict(state)
+        return scheduler
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"]
+    scheduler = build_scheduler(optimizer, schedule)
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(state["last_epoch"]):
+            scheduler.step()
+    return scheduler
+
+
+def amp_dtype(amp: str, device: torch.device, log) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device`` (``None``: float32, said in ``log``
+    when the device lacks the one asked for)."""
+    dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    if dtype is not None and amp not in {"cuda": ("bf16", "fp16"), "cpu": ("bf16",)}.get(device.type, ()):
+        log.info(f"train.amp={amp} is not available on {device}; training in float32")
+        return None
+    return dtype
+
+
 class Trainer:
     """Build everything from a config (see :mod:`moewir.training.config`) and train."""
 
-    def __init__(self, config: dict[str, Any], resume: bool = False, progress: bool = True):
-        self.config, self.progress = config, progress
-        folder = Path(config["experiments_root"]) / config["name"]
+    def __init__(self, config: dict[str, Any] | TrainingConfig, resume: bool = False, progress: bool = True):
+        self.config, self.progress = training_config(config), progress
+        folder = Path(self.config.experiments_root) / self.config.name
         fresh = not folder.exists()
         try:
-            self._setup(config, resume)
+            self._setup(self.config, resume)
         except BaseException:
             if fresh:  # a run that fails at start leaves no empty experiment folder behind
                 close_logs()
                 shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    def _setup(self, config: dict[str, Any], resume: bool) -> None:
-        device = resolve_device(config["device"])
-        self.dist = distributed.setup(device.type)
-        if device.type == "cuda":
-            device = torch.device("cuda", self.dist.local_rank)
-            torch.cuda.set_device(device)
-        self.device = device
-        self.dir = Path(config["experiments_root"]) / config["name"]
+    def _setup(self, cfg: TrainingConfig, resume: bool) -> None:
+        self.device, self.dist = build_device(cfg.device)
+        self.dir = Path(cfg.experiments_root) / cfg.name
         self.ckpt_dir = self.dir / "checkpoints"
-        start = latest_checkpoint(self.ckpt_dir)
-        if start is not None and not resume:
-            raise ValueError(f"{self.dir} already has checkpoints (latest: iteration {start}); "
-                             f"pass --resume to continue it, or choose another name (--set name=...)")
-        problems: list[str] = []
-        if start is not None and self.dist.main:
-            orphans = remove_orphans(self.ckpt_dir)  # left by a kill mid-save
-            problems = [f"removed {len(orphans)} temporary file(s) left by an interrupted save"] if orphans else []
-            start, skipped = newest_intact_checkpoint(self.ckpt_dir)
-            problems += skipped
-            if start is None:
-                raise ValueError(f"{self.ckpt_dir}: no intact checkpoint to resume from ({'; '.join(skipped)})")
-        if self.dist.world > 1:  # every rank resumes where the main rank checked
-            start = distributed.broadcast_int(start or 0, self.dist) or None
-        self.start = start or 0
-        if self.dist.main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        distributed.barrier(self.dist)
-        self.log = file_logger(self.dir / f"train_rank{self.dist.rank}.log" if self.dist.rank else self.dir / "train.log")
+        self.start, problems = find_resume_point(self.dir, resume, self.dist)
+        self.log = file_logger(self.dir / (f"train_rank{self.dist.rank}.log" if self.dist.rank else "train.log"))
         for problem in problems:
             self.log.warning(f"resume: {problem}")  # train.log and stderr
-
-        torch.manual_seed(config["seed"])  # the same initial weights on every rank
-        data = config["datasets"]
-        train = data["train"]
-        self.tasks_pairs = select_tasks(discover(train["root"], train["split"]), train["tasks"], train["root"])
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        self.tasks_pairs, self.loader, self.val_pairs = build_dataloaders(cfg.datasets, cfg.seed, self.dist.rank,
+                                                                          self.start)
         self.tasks = sorted(self.tasks_pairs)
-        val = data["val"]
-        self.val_pairs = self._val_pairs(val, train["root"])
         self.bad_val: set[str] = set()
-
-        model_cfg = dict(config["model"])
-        self.model = create_model(model_cfg.pop("name"), **model_cfg).to(device)
-        self.ema = None
-        if config["train"]["ema"] > 0:
-            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.criterion = CompositeLoss(**config["loss"])
-        weighting = dict(config["weighting"])
-        self.weighting = create_weighting(weighting.pop("name"), self.tasks, **weighting).to(device)
-
-        optim = config["optim"]
-        params = list(self.model.parameters()) + list(self.weighting.parameters())
-        kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        if optim["type"] not in kinds:
-            raise ValueError(f"optim.type must be one of {', '.join(kinds)}, got {optim['type']!r}")
-        self.optimizer = kinds[optim["type"]](params, lr=optim["lr"], betas=tuple(optim["betas"]),
-                                              weight_decay=optim["weight_decay"])
-        sched = config["schedule"]
-        self.iterations = int(sched["iterations"])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, cosine_with_warmup(self.iterations, sched["warmup"], optim["lr"], sched["min_lr"]))
-        self.amp = self._amp_dtype(config["train"]["amp"])
+        self.model, self.ema = build_model_and_ema(cfg.model, cfg.train.ema, self.device)
+        self.criterion = CompositeLoss(**asdict(cfg.loss))
+        weighting = dict(cfg.weighting)
+        self.weighting = create_weighting(weighting.pop("name"), self.tasks, **weighting).to(self.device)
+        self.optimizer = build_optimizer(list(self.model.parameters()) + list(self.weighting.parameters()), cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
+        self.iterations = cfg.schedule.iterations
+        self.amp = amp_dtype(cfg.train.amp, self.device, self.log)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
+        self.metrics = fidelity_metrics(cfg.val.crop_border, cfg.val.y_channel)  # as `moewir eval` scores
         self.best: dict[str, Any] = {"psnr": -math.inf, "iteration": None}
         if self.start:
             self._restore(self.start)
-
-        self.net: nn.Module = self.model
-        if self.dist.world > 1:
-            self.net = DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=config["distributed"]["find_unused_parameters"])
-        schedule = train["patch_schedule"]
-        self.loader = MultiTaskLoader(
-            self.tasks_pairs, train["patch_size"], train["batch_per_task"], train["workers"],
-            seed=config["seed"] + 7919 * self.dist.rank, flip=train["flip"], rotate=train["rotate"],
-            skip_bad=train["skip_bad"], patch_schedule=[tuple(s) for s in schedule] if schedule else None,
-            start_step=self.start)
+        self.net = distributed.wrap(self.model, self.dist, cfg.distributed.find_unused_parameters)
+        self.logs = None
         if self.dist.main:
             with open(self.dir / "config.yml", "w") as f:
-                yaml.safe_dump(config, f, sort_keys=False)
-            columns = ["iteration", "lr", "total"] + [f"loss/{t}" for t in self.tasks] + \
-                      [f"weight/{t}" for t in self.tasks] + ["seconds"]
-            self.train_csv = CsvLog(self.dir / "train_log.csv", columns, self.start)
-            self.val_csv = CsvLog(self.dir / "val_log.csv", ["iteration", "task", "images", "psnr", "ssim"],
-                                  self.start)
-            self.board = TensorBoard(self.dir / "tensorboard", config["log"]["tensorboard"], self.log)
+                yaml.safe_dump(config_dict(cfg), f, sort_keys=False)
+            self.logs = init_loggers(self.dir, self.tasks, self.start, cfg.log.tensorboard, self.log)
         self.log.info(f"experiment {self.dir} | model {model_spec(self.model)[0]} "
-                      f"({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M params) | device {device} "
+                      f"({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M params) | device {self.device} "
                       f"| world {self.dist.world} | tasks {', '.join(f'{t} ({len(self.tasks_pairs[t])})' for t in self.tasks)}"
                       f" | weighting {self.weighting.name} | " + (f"resumed at {self.start}" if self.start else "new run"))
-
-    def _val_pairs(self, val: dict, train_root: str) -> dict[str, list]:
-        root = val["root"] or train_root
-        try:
-            found = discover(root, val["split"])
-        except ValueError:
-            if val["root"]:
-                raise
-            return {}  # no validation split next to the training data: validation is skipped
-        pairs = select_tasks(found, val["tasks"], root)
-        limit = val["max_per_task"]
-        return {t: (p[:limit] if limit else p) for t, p in sorted(pairs.items())}
-
-    def _amp_dtype(self, amp: str):
-        dtypes = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-        if amp not in dtypes:
-            raise ValueError(f"train.amp must be none, bf16 or fp16, got {amp!r}")
-        supported = {"cuda": ("bf16", "fp16"), "cpu": ("bf16",)}.get(self.device.type, ())
-        if dtypes[amp] is not None and amp not in supported:
-            self.log.info(f"train.amp={amp} is not available on {self.device}; training in float32")
-            return None
-        return dtypes[amp]
 
     # --- checkpoints -------------------------------------------------------------------------
     def _state(self, iteration: int) -> dict[str, Any]:
@@ -185,16 +233,17 @@ class Trainer:
                 "weighting": self.weighting.state_dict(), "scaler": self.scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-                "best": dict(self.best), "config": yaml.safe_dump(self.config, sort_keys=False)}
+                "best": dict(self.best), "config": yaml.safe_dump(config_dict(self.config), sort_keys=False)}
 
     def _restore(self, iteration: int) -> None:
         state = load_state(self.ckpt_dir, iteration)
         load_weights(self.ckpt_dir / f"net_{iteration}.safetensors", self.model)
         ema_path = self.ckpt_dir / f"net_ema_{iteration}.safetensors"
         if self.ema is not None:
-            load_weights(ema_path if ema_path.is_file() else self.ckpt_dir / f"net_{iteration}.safetensors", self.ema)
+            load_weights(ema_path if ema_path.is_file() else self.ckpt_dir / f"net_{iteration}.safetensors",
+                         self.ema.module)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler = load_scheduler_state(self.scheduler, state["scheduler"], self.optimizer, self.config.schedule)
         self.weighting.load_state_dict(state["weighting"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
@@ -204,10 +253,10 @@ class Trainer:
 
     def save(self, iteration: int) -> None:
         if self.dist.main:
-            self.train_csv.flush()  # the rows up to a checkpoint are on disk before it exists
-            self.val_csv.flush()
-            save_checkpoint(self.ckpt_dir, iteration, self.model, self.ema, self._state(iteration))
-            prune_checkpoints(self.ckpt_dir, self.config["log"]["keep_checkpoints"])
+            self.logs.flush()  # the rows up to a checkpoint are on disk before it exists
+            save_checkpoint(self.ckpt_dir, iteration, self.model, self.ema.module if self.ema else None,
+                            self._state(iteration))
+            prune_checkpoints(self.ckpt_dir, self.config.log.keep_checkpoints)
             self.log.info(f"checkpoint: iteration {iteration} -> {self.ckpt_dir}")
         distributed.barrier(self.dist)
 
@@ -225,58 +274,51 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         distributed.average_gradients(self.weighting.parameters(), self.dist)
-        clip = self.config["train"]["grad_clip"]
-        if clip > 0:
+        if self.config.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         if self.ema is not None:
-            self._update_ema(self.config["train"]["ema"])
+            self.ema.update_parameters(self.model)
         return {"lr": lr, "total": float(total.detach()), "losses": dict(zip(self.tasks, shared)), "weights": weights}
 
-    @torch.no_grad()
-    def _update_ema(self, decay: float) -> None:
-        for ema_p, p in zip(self.ema.parameters(), self.model.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - decay)
-        for ema_b, b in zip(self.ema.buffers(), self.model.buffers()):
-            ema_b.copy_(b)
-
     # --- validation --------------------------------------------------------------------------
+    def _readable(self, images: PairedImages):
+        """The pairs of ``images`` that read back; with ``skip_bad`` an unreadable one is
+        skipped (and logged the first time), otherwise its error stops the run."""
+        for index in range(len(images)):
+            try:
+                yield images[index]
+            except ImageReadError as exc:
+                if not self.config.datasets.train.skip_bad:
+                    raise
+                if exc.path not in self.bad_val:
+                    self.bad_val.add(exc.path)
+                    self.log.warning(f"skipping unreadable validation pair: {exc}")  # train.log and stderr
+
     @torch.no_grad()
     def validate(self) -> dict[str, dict[str, float]]:
-        """Per-task mean PSNR / SSIM on the validation pairs (EMA weights unless disabled)."""
-        val = self.config["val"]
-        net = self.ema if (self.ema is not None and val["use_ema"]) else self.model
+        """Per-task mean PSNR / SSIM on the validation pairs (EMA weights unless disabled),
+        scored by :mod:`moewir.evaluation` as ``moewir eval`` scores."""
+        val = self.config.val
+        net = self.ema.module if (self.ema is not None and val.use_ema) else self.model
         was_training = net.training
         net.eval()
-        results = {}
-        skip_bad = self.config["datasets"]["train"]["skip_bad"]
-        for task, pairs in self.val_pairs.items():
-            scores = []
-            images = PairedImages(pairs, self.config["datasets"]["val"]["center_crop"])
-            for index in range(len(images)):
-                try:
-                    item = images[index]
-                except ImageReadError as exc:
-                    if not skip_bad:
-                        raise
-                    if exc.path not in self.bad_val:
-                        self.bad_val.add(exc.path)
-                        self.log.warning(f"skipping unreadable validation pair: {exc}")  # train.log and stderr
-                    continue
-                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    out = tiled_forward(net, item["input"][None].to(self.device), val["tile"], val["tile_overlap"])
-                out, tgt = out.float().clamp(0, 1).cpu(), item["target"][None]
-                kw = dict(crop_border=val["crop_border"], y_channel=val["y_channel"])
-                scores.append((psnr(out, tgt, **kw).item(), ssim(out, tgt, **kw).item()))
-            if scores:
-                results[task] = {"images": len(scores), "psnr": sum(s[0] for s in scores) / len(scores),
-                                 "ssim": sum(s[1] for s in scores) / len(scores)}
+
+        def restore(image: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                out = tiled_forward(net, image.to(self.device), val.tile, val.tile_overlap)
+            return out.float().clamp(0, 1).cpu()
+
+        crop = self.config.datasets.val.center_crop
+        rows = evaluate_tensors(restore, {t: self._readable(PairedImages(p, crop)) for t, p in self.val_pairs.items()},
+                                self.metrics)
         net.train(was_training)
-        return results
+        return {r["task"]: {"images": r["images"], "psnr": r["psnr"], "ssim": r["ssim"]}
+                for r in aggregate(rows, self.metrics) if r["task"] != AVERAGE}
 
     def _report_validation(self, iteration: int) -> dict[str, dict[str, float]]:
         results = self.validate()
@@ -284,28 +326,42 @@ class Trainer:
             return results
         mean_psnr = sum(r["psnr"] for r in results.values()) / len(results)
         for task, r in results.items():
-            self.val_csv.write({"iteration": iteration, "task": task, **r})
-        self.val_csv.flush()
-        self.board.scalars({f"val/psnr/{t}": r["psnr"] for t, r in results.items()} |
-                           {f"val/ssim/{t}": r["ssim"] for t, r in results.items()}, iteration)
+            self.logs.val.write({"iteration": iteration, "task": task, **r})
+        self.logs.val.flush()
+        self.logs.board.scalars({f"val/psnr/{t}": r["psnr"] for t, r in results.items()} |
+                                {f"val/ssim/{t}": r["ssim"] for t, r in results.items()}, iteration)
         if mean_psnr > self.best["psnr"]:
             self.best = {"psnr": mean_psnr, "iteration": iteration}
         self.log.info(f"validation @ {iteration}: " + ", ".join(
             f"{t} {r['psnr']:.2f} dB / {r['ssim']:.4f}" for t, r in results.items()) + f" | mean {mean_psnr:.2f} dB")
         return results
 
+    def _log_iteration(self, iteration: int, last: dict[str, Any], seconds: float, bar: tqdm) -> None:
+        row = {"iteration": iteration, "lr": last["lr"], "total": last["total"], "seconds": seconds}
+        row |= {f"loss/{t}": v for t, v in last["losses"].items()}
+        row |= {f"weight/{t}": v for t, v in last["weights"].items()}
+        self.logs.train.write(row)
+        bar.update()
+        bar.set_postfix(loss=f"{last['total']:.4f}", lr=f"{last['lr']:.2e}")
+        every = self.config.log.every
+        if (every and iteration % every == 0) or iteration == self.iterations:
+            self.logs.train.flush()
+            self.logs.board.scalars({k: v for k, v in row.items() if k not in ("iteration", "seconds")}, iteration)
+            self.log.info(f"iter {iteration}/{self.iterations} lr {last['lr']:.3e} total {last['total']:.4f} | "
+                          + " ".join(f"{t} {last['losses'][t]:.4f} (w {last['weights'][t]:.3f})" for t in self.tasks))
+
     # --- the loop ----------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         """Run to ``schedule.iterations``; returns a summary (also written as ``summary.yml``)."""
         cfg = self.config
         self.net.train()
-        every, ckpt_every, val_every = cfg["log"]["every"], cfg["log"]["checkpoint_every"], cfg["val"]["every"]
+        val_every, ckpt_every = cfg.val.every, cfg.log.checkpoint_every
         started, last = time.perf_counter(), None
-        bar = tqdm(total=self.iterations, initial=self.start, desc=f"train {cfg['name']}", unit="it",
+        bar = tqdm(total=self.iterations, initial=self.start, desc=f"train {cfg.name}", unit="it",
                    disable=not (self.progress and self.dist.main), dynamic_ncols=True)
         iteration = self.start
         validation: dict = {}
-        if val_every and cfg["val"]["at_start"] and iteration == 0 and self.dist.main:
+        if val_every and cfg.val.at_start and iteration == 0 and self.dist.main:
             validation = self._report_validation(0)  # the untrained network: where the curve starts
         try:
             while iteration < self.iterations:
@@ -316,19 +372,7 @@ class Trainer:
                     raise FloatingPointError(f"the loss became {last['total']} at iteration {iteration}; "
                                              f"lower optim.lr or set train.grad_clip")
                 if self.dist.main:
-                    row = {"iteration": iteration, "lr": last["lr"], "total": last["total"],
-                           "seconds": time.perf_counter() - tick}
-                    row |= {f"loss/{t}": v for t, v in last["losses"].items()}
-                    row |= {f"weight/{t}": v for t, v in last["weights"].items()}
-                    self.train_csv.write(row)
-                    bar.update()
-                    bar.set_postfix(loss=f"{last['total']:.4f}", lr=f"{last['lr']:.2e}")
-                    if (every and iteration % every == 0) or iteration == self.iterations:
-                        self.train_csv.flush()
-                        self.board.scalars({k: v for k, v in row.items() if k not in ("iteration", "seconds")}, iteration)
-                        self.log.info(f"iter {iteration}/{self.iterations} lr {last['lr']:.3e} total {last['total']:.4f} | "
-                                      + " ".join(f"{t} {last['losses'][t]:.4f} (w {last['weights'][t]:.3f})"
-                                                 for t in self.tasks))
+                    self._log_iteration(iteration, last, time.perf_counter() - tick, bar)
                     if val_every and (iteration % val_every == 0 or iteration == self.iterations):
                         validation = self._report_validation(iteration)
                 if (ckpt_every and iteration % ckpt_every == 0) or iteration == self.iterations:
@@ -336,9 +380,7 @@ class Trainer:
         finally:
             bar.close()
             if self.dist.main:
-                self.train_csv.close()
-                self.val_csv.close()
-                self.board.close()
+                self.logs.close()
         summary = {"experiment": str(self.dir), "iterations": iteration, "resumed_from": self.start,
                    "seconds": round(time.perf_counter() - started, 2), "tasks": self.tasks,
                    "weighting": self.weighting.name,
