@@ -17,7 +17,8 @@ from moewir.cli.main import main
 from moewir.data import ImageReadError, write_image
 from moewir.models import load_weights, read_metadata
 from moewir.training.config import load_config
-from moewir.training.trainer import Trainer, cosine_with_warmup
+from moewir.training.trainer import Trainer
+from schedules import cosine_with_warmup
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ from .losses import CompositeLoss
 from .weighting import create_weighting
 
 __all__ = ["Trainer", "build_device", "find_resume_point", "build_dataloaders", "build_model_and_ema",
-           "build_optimizer", "build_scheduler", "amp_dtype", "cosine_with_warmup"]
+           "build_optimizer", "build_scheduler", "amp_dtype"]
 
 
 # --- the parts, each built by one function -----------------------------------------------------
@@ -123,24 +123,10 @@ def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
     return kind(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
 
 
-def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: float):
-    """LR multiplier: linear from ``1/warmup`` to 1 over ``warmup`` steps, then cosine to
-    ``min_lr / base_lr`` at ``iterations``: the closed form :func:`build_scheduler` follows."""
-    floor = min_lr / base_lr
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, iterations - warmup))
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LRScheduler:
     """Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then cosine to
     ``min_lr`` at ``iterations`` (torch's ``LinearLR`` and ``CosineAnnealingLR`` in a
-    ``SequentialLR``; the values of :func:`cosine_with_warmup` to rounding)."""
+    ``SequentialLR``; the closed form of tests/schedules.py to rounding)."""
     cosine = CosineAnnealingLR(optimizer, T_max=max(1, schedule.iterations - schedule.warmup), eta_min=schedule.min_lr)
     if not schedule.warmup:
         return cosine
