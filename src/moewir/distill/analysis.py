@@ -7,27 +7,46 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from ..data.io import ImageReadError, read_image
+from ..registry import Registry
 from .features import BuiltinDescriber, Describer, thumbnail
 from .pairs import pair_statistics
 
-__all__ = ["DescribeJob", "PairJob", "Described", "PairAnalysis", "make_describer", "describe_files",
+__all__ = ["DescribeJob", "PairJob", "Described", "PairAnalysis", "DESCRIBERS", "make_describer", "describe_files",
            "analyze_pairs"]
+
+#: Describer kind -> ``factory(argument) -> Describer``. A describer spec (``--describer``, and
+#: what a database records) is ``KIND`` or ``KIND:ARGUMENT``.
+DESCRIBERS: Registry[Callable[[str], Describer]] = Registry(
+    "describer", unknown="unknown {kind} {names}; known: {known} (clip as clip:<folder with CLIP weights>)")
+
+
+@DESCRIBERS.register("builtin")
+def _builtin_describer(argument: str) -> Describer:
+    """``builtin``: measured statistics, no weights."""
+    if argument:
+        raise ValueError(f"the builtin describer takes no argument, got 'builtin:{argument}'")
+    return BuiltinDescriber()
+
+
+@DESCRIBERS.register("clip")
+def _clip_describer(folder: str) -> Describer:
+    """``clip:<local folder>``: needs ``transformers`` and CLIP weights on disk."""
+    if not folder:
+        raise ValueError("the clip describer needs the folder of its local CLIP weights: clip:<folder>")
+    from .clip import ClipDescriber
+    return ClipDescriber(folder)
 
 
 def make_describer(spec: str) -> Describer:
     """``builtin``, or ``clip:<local folder>`` (needs ``transformers`` and weights on disk)."""
-    if spec == "builtin":
-        return BuiltinDescriber()
-    if spec.startswith("clip:"):
-        from .clip import ClipDescriber
-        return ClipDescriber(spec[len("clip:"):])
-    raise ValueError(f"unknown describer {spec!r}; use 'builtin' or 'clip:<folder with CLIP weights>'")
+    kind, _, argument = spec.partition(":")
+    return DESCRIBERS.get(kind)(argument)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from ..data.layouts import UNIRAIN, discover
 from .analysis import Described, PairAnalysis, PairJob, analyze_pairs
 from .database import LoadedDB, ReferenceDB, standardize
 from .features import embed_captions
-from .judges import BuiltinJudge, Judge, Query, reference_realism
+from .judges import JUDGES, Judge, Query
 from .outputs import write_outputs
 from .pairs import pair_problems, pair_thresholds
 from .retrieval import retrieve
@@ -218,25 +218,6 @@ def _decision(c: Candidate, rain_type: str, reasons: list[str], score: float | N
     return d
 
 
-def _make_judge(settings: DistillSettings, db: LoadedDB) -> Judge:
-    if settings.judge == "builtin":
-        scores = reference_realism(db, settings.k1, settings.k2, settings.k3, settings.realism_sample)
-        return BuiltinJudge(scores, settings.min_realism)
-    if settings.judge == "http":
-        import inspect
-
-        from .http_judge import HttpJudge
-        known = [p for p in inspect.signature(HttpJudge).parameters]
-        unknown = sorted(set(settings.http) - set(known))
-        if "api_key" in unknown:
-            raise ValueError("judge.http: no api_key in config files; put the key in the environment variable "
-                             "named by api_key_env (default MOEWIR_JUDGE_API_KEY)")
-        if unknown:
-            raise ValueError(f"judge.http: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        return HttpJudge(**settings.http)
-    raise ValueError(f"unknown judge {settings.judge!r}; use builtin or http")
-
-
 def _analyses(pending: list[Candidate], cache: AnalysisCache, describer: str, workers: int
               ) -> Iterator[tuple[Candidate, PairAnalysis | str]]:
     """Cached analyses first, then the rest computed by the workers, in order within each."""
@@ -280,7 +261,7 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
                    "db": str(db_folder), "datasets": datasets}, f, indent=1)
     done = {k: d for k, d in read_decisions(decisions_file).items() if "judge-error" not in d["reasons"]}
     pending = [c for c in all_candidates if c.key not in done]
-    judge = judge or _make_judge(settings, db)
+    judge = judge or JUDGES.get(settings.judge)(settings, db)
     cache = AnalysisCache(out / "cache.sqlite", db.describer)
     bar = tqdm(total=len(all_candidates), initial=len(all_candidates) - len(pending), desc="distill", unit="pair",
                disable=not progress, dynamic_ncols=True)
