@@ -23,6 +23,7 @@ import numpy as np
 
 from ..registry import Registry
 from .database import LoadedDB
+from .features import RainType
 from .retrieval import retrieve
 
 __all__ = ["Query", "Verdict", "Judge", "BuiltinJudge", "reference_realism", "JUDGES"]
@@ -33,7 +34,7 @@ class Query:
     index: int               # candidate number (order of the run)
     input: str               # the degraded input's path
     target: str
-    rain_type: str           # drs / drd / nrs / nrd
+    rain_type: RainType      # drs / drd / nrs / nrd
     caption: str             # the input's caption
     references: list[str]    # paths of S(q), best first
     visual: np.ndarray       # visual cosine to each reference
