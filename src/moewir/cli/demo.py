@@ -6,6 +6,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from ..tables import markdown_header, markdown_row
 from .restore import DEFAULT_MODEL
 
 HELP = "restore the bundled rainy, hazy, snowy and night-rain samples and write a before/after sheet"
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     samples = sorted(p for p in resources.files("moewir").joinpath("samples").iterdir() if p.name.endswith(".jpg"))
     out = Path(args.output)
     sheets = []
-    print(f"{restorer.name} on {restorer.device}\n\n| sample | size | seconds |\n|---|---|---:|")
+    print(f"{restorer.name} on {restorer.device}\n\n" + markdown_header(["sample", "size", "seconds"], align="llr"))
     for sample in samples:
         image = read_image(Path(str(sample)))
         started = time.perf_counter()
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         task = sample.name.split("_")[0]
         sheets.append(comparison_sheet([(f"input ({task})", image), (f"restored ({restorer.name})", restored)],
                                        inset=None, panel_width=400))
-        print(f"| {sample.name} | {image.shape[1]}x{image.shape[0]} | {seconds:.2f} |")
+        print(markdown_row([sample.name, f"{image.shape[1]}x{image.shape[0]}", f"{seconds:.2f}"]))
     save_sheet(out / "before_after.png", stack_sheets(sheets))
     print(f"\nrestored images and the before/after sheet: {out / 'before_after.png'}")
     return 0

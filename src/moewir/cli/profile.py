@@ -11,6 +11,7 @@ from ..health import default_pair, format_health, health
 from ..models import build_from_weights
 from ..models import create_model, list_models
 from ..profiling import ProfileResult, profile
+from ..tables import markdown_table
 from .options import add_set_option, parse_overrides
 
 HELP = "measure parameters, GMACs, latency and peak memory of a model"
@@ -52,12 +53,10 @@ def add_parser(subparsers) -> None:
 
 
 def format_result(r: ProfileResult) -> str:
-    lines = [
-        "| model | input | params (M) | GMACs | latency (ms) | peak memory (MB) | device |",
-        "|---|---|---:|---:|---:|---:|---|",
-        f"| {r.model} | {r.batch}x{r.size[0]}x{r.size[1]} | {r.params / 1e6:.2f} | {r.gmacs:.2f} | "
-        f"{r.latency_ms:.1f} | {r.peak_memory_mb:.0f} | {r.device} ({r.threads} threads) |",
-    ]
+    lines = [markdown_table(
+        ["model", "input", "params (M)", "GMACs", "latency (ms)", "peak memory (MB)", "device"],
+        [[r.model, f"{r.batch}x{r.size[0]}x{r.size[1]}", f"{r.params / 1e6:.2f}", f"{r.gmacs:.2f}",
+          f"{r.latency_ms:.1f}", f"{r.peak_memory_mb:.0f}", f"{r.device} ({r.threads} threads)"]], align="llrrrrl")]
     if r.macs_by_op:
         lines += ["", "GMACs by operator: " + ", ".join(f"{op} {v:.2f}" for op, v in
                                                       sorted(r.macs_by_op.items(), key=lambda kv: -kv[1]))]

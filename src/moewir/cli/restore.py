@@ -9,6 +9,7 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from ..data.io import atomic_file
+from ..tables import markdown_table
 
 HELP = "restore photos, folders or glob patterns with a trained network"
 #: The model whose shipped weights are used when neither --weights nor --model is given.
@@ -62,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
                                         max_pixels=int(args.max_megapixels * 1e6), progress=not args.no_progress,
                                         report=lambda line: tqdm.write(line, file=sys.stderr))
     summary = summarize(outcomes)
-    print(f"\n| restored | skipped | failed | megapixels | seconds | s / MP |\n|---:|---:|---:|---:|---:|---:|\n"
-          f"| {summary['restored']} | {summary['skipped']} | {summary['failed']} | {summary['megapixels']:.2f} "
-          f"| {summary['seconds']:.1f} | {summary['seconds_per_megapixel']:.2f} |")
+    print("\n" + markdown_table(["restored", "skipped", "failed", "megapixels", "seconds", "s / MP"],
+                                [[summary["restored"], summary["skipped"], summary["failed"],
+                                  f"{summary['megapixels']:.2f}", f"{summary['seconds']:.1f}",
+                                  f"{summary['seconds_per_megapixel']:.2f}"]], align="rrrrrr"))
     print(f"\n{restorer.name} on {restorer.device}" + (f", {args.tile}-px tiles" if args.tile else "")
           + f"; outputs in {args.output}")
     if args.json:

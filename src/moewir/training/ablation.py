@@ -21,6 +21,7 @@ import yaml
 
 from ..data.io import atomic_file
 from ..registry import Registry
+from ..tables import markdown_table
 from .config import apply_overrides
 from .trainer import Trainer
 
@@ -110,13 +111,14 @@ def results_table(rows: list[dict[str, Any]], study: str, config: dict[str, Any]
     tasks = sorted({t for row in rows for t in row["validation"]})
     val = config["val"]
     convention = f"{'Y' if val['y_channel'] else 'RGB'}, crop {val['crop_border']}"
-    lines = [f"Ablation `{study}` ({rows[0]['iterations'] if rows else 0} iterations each; PSNR dB / SSIM on {convention})",
-             "", "| variant | " + " | ".join(tasks) + " | mean PSNR | worst PSNR |",
-             "|---|" + "---:|" * (len(tasks) + 2)]
+    body = []
     for row in rows:
         v = row["validation"]
         cells = [f"{v[t]['psnr']:.2f} / {v[t]['ssim']:.4f}" if t in v else "-" for t in tasks]
         values = [v[t]["psnr"] for t in tasks if t in v]
-        lines.append(f"| {row['variant']} | " + " | ".join(cells) +
-                     f" | {sum(values) / max(len(values), 1):.2f} | {min(values, default=float('nan')):.2f} |")
-    return "\n".join(lines)
+        body.append([row["variant"], *cells, f"{sum(values) / max(len(values), 1):.2f}",
+                     f"{min(values, default=float('nan')):.2f}"])
+    title = (f"Ablation `{study}` ({rows[0]['iterations'] if rows else 0} iterations each; "
+             f"PSNR dB / SSIM on {convention})")
+    table = markdown_table(["variant", *tasks, "mean PSNR", "worst PSNR"], body, align="l" + "r" * (len(tasks) + 2))
+    return title + "\n\n" + table
