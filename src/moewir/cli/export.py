@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import load
-    from ..inference.export import INPUT_NAME, MIN_SIZE, OUTPUT_NAME, require_onnx, write_onnx
+    from ..inference.export import INPUT_NAME, MIN_SIZE, OUTPUT_NAME, export_onnx, require_onnx
 
     if not args.weights and not args.model:
         raise ValueError("give the weights to export (--weights W.safetensors), or --model NAME to "
@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         network = load(args.model, device="cpu", tile=None, pretrained=False).network
         origin = "RANDOM weights: untrained, to test the export, not to restore photos"
-    report = write_onnx(network, args.onnx, args.opset, args.size, verify=args.check, atol=args.atol,
-                        metadata={"moewir.weights": str(args.weights) if args.weights else "random (untrained)"},
-                        optimize=not args.no_optimize)
+    report = export_onnx(network, args.onnx, args.opset, args.size, verify=args.check, atol=args.atol,
+                         metadata={"moewir.weights": str(args.weights) if args.weights else "random (untrained)"},
+                         optimize=not args.no_optimize)
     print(f"exported {model_spec(network)[0]} ({origin}) to {report.path}: {report.num_bytes / 1e6:.1f} MB, opset "
           f"{report.opset}, traced at {args.size[0]}x{args.size[1]} in {report.seconds:.1f} s")
     print(f"input '{INPUT_NAME}': (batch, 3, height, width) float32 RGB in [0, 1], height and width >= "
