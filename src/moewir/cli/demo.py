@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..tables import markdown_header, markdown_row
-from .restore import DEFAULT_MODEL
+from .options import DEFAULT_MODEL, add_device_option, add_weights_option
 
 HELP = "restore the bundled rainy, hazy, snowy and night-rain samples and write a before/after sheet"
 
@@ -15,8 +15,8 @@ HELP = "restore the bundled rainy, hazy, snowy and night-rain samples and write 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help=HELP, description=HELP + " (the shipped weights; no download).")
     p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (default demo_out)")
-    p.add_argument("--weights", metavar="W.safetensors", help=f"other weights (default: shipped {DEFAULT_MODEL})")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    add_weights_option(p, f"other weights (default: shipped {DEFAULT_MODEL})")
+    add_device_option(p)
     p.set_defaults(run=run)
 
 

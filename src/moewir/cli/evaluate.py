@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..metrics.lpips import BACKBONES
-from .restore import add_device_options
+from .options import add_device_options
 
 HELP = "score one or more trained networks on a paired test set (PSNR/SSIM, NIQE, LPIPS)"
 

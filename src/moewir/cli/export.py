@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from ..inference.export import DEFAULT_OPSET, MIN_EXAMPLE_SIZE, MIN_OPSET
-from ..models import list_models, model_spec
+from ..models import model_spec
+from .options import add_model_option, add_weights_option
 
 HELP = "export a network to ONNX (dynamic batch, height and width)"
 
@@ -28,11 +29,8 @@ def add_parser(subparsers) -> None:
         description=HELP + ". Input 'image': (B, 3, H, W) float32 RGB in [0, 1]; output 'restored': the "
                     "same shape, float32, not clamped. Needs the optional packages onnx, onnxscript and "
                     "onnxruntime (pip install 'moewir[onnx]'); see docs/export.md.")
-    p.add_argument("--weights", metavar="W.safetensors", help="weights written by `moewir train`")
-    p.add_argument("--model", metavar="NAME",
-                   help="without --weights: export this registered model with RANDOM weights (to try "
-                        "the export, not to restore photos); with --weights: only needed for files "
-                        f"without moewir metadata. One of: {', '.join(list_models())}")
+    add_weights_option(p)
+    add_model_option(p, "export it with RANDOM weights (to try the export, not to restore photos)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
