@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from moewir.tables import markdown_table
 from plots import line_plot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,14 +161,12 @@ def summarise(args: argparse.Namespace) -> dict:
 def report(result: dict, iterations: int) -> str:
     first = next(iter(result["variants"].values()))["runs"]
     tasks = sorted(next(iter(first.values()))["curve"][str(iterations)])
-    head = ("| variant | " + " | ".join(tasks) + " | mean PSNR | worst task | below input (tasks) | "
-            "task weights max/min (median step) | train min |\n|---|" + "---:|" * (len(tasks) + 5))
-    lines = [head]
+    rows = []
     if "input" in result:
         inp = result["input"]
         means = [inp[t][0] for t in tasks]
-        lines.append("| input (no restoration) | " + " | ".join(f"{inp[t][0]:.2f}" for t in tasks)
-                     + f" | {statistics.fmean(means):.2f} | {min(means):.2f} | | | |")
+        rows.append(["input (no restoration)", *(f"{inp[t][0]:.2f}" for t in tasks), f"{statistics.fmean(means):.2f}",
+                     f"{min(means):.2f}", "", "", ""])
     for variant, data in result["variants"].items():
         finals = [run["curve"][str(iterations)] for run in data["runs"].values()]
         cells = [mean_std([f[t][0] for f in finals]) for t in tasks]
@@ -177,10 +176,10 @@ def report(result: dict, iterations: int) -> str:
             f"{statistics.fmean(sum(f[t][0] < result['input'][t][0] for t in tasks) for f in finals):.1f}"
         minutes = statistics.fmean(run["train_seconds"] for run in data["runs"].values()) / 60
         spread = statistics.fmean(run["weight_spread"] for run in data["runs"].values())
-        lines.append(f"| {variant} | " + " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in cells)
-                     + f" | **{mean[0]:.2f} ± {mean[1]:.2f}** | {worst[0]:.2f} ± {worst[1]:.2f} | {below} | "
-                       f"{spread:.2f} | {minutes:.0f} |")
-    return "\n".join(lines)
+        rows.append([variant, *(f"{m:.2f} ± {s:.2f}" for m, s in cells), f"**{mean[0]:.2f} ± {mean[1]:.2f}**",
+                     f"{worst[0]:.2f} ± {worst[1]:.2f}", below, f"{spread:.2f}", f"{minutes:.0f}"])
+    return markdown_table(["variant", *tasks, "mean PSNR", "worst task", "below input (tasks)",
+                           "task weights max/min (median step)", "train min"], rows, align="l" + "r" * (len(tasks) + 5))
 
 
 def curves(result: dict) -> tuple[dict, dict]:

@@ -22,6 +22,7 @@ from moewir.distill.features import BuiltinDescriber
 from moewir.distill.pairs import PAIR_THRESHOLDS, pair_statistics
 from moewir.synth.build import clean_photos, default_photos, fit_longer_side
 from moewir.synth.tasks import synthesize
+from moewir.tables import markdown_header, markdown_row, markdown_table
 
 TYPES = {"drs": "rain", "drd": "raindrop", "nrs": "nightrain", "nrd": "nightraindrop"}
 
@@ -38,8 +39,8 @@ def main() -> int:
     photos = [fit_longer_side(read_image(p), args.size) for p in paths]
     describer = BuiltinDescriber()
     print(f"{len(photos)} photos at <= {args.size} px, {args.per_photo} samples per photo and type\n")
-    print("| type | statistic | good: p50 / p95 / max | planted: min / p5 / p50 | threshold | recall | false rejections |")
-    print("|---|---|---|---|---:|---:|---:|")
+    print(markdown_header(["type", "statistic", "good: p50 / p95 / max", "planted: min / p5 / p50", "threshold",
+                           "recall", "false rejections"], align="llllrrr"))
     guesses = {}
     for code, task in TYPES.items():
         good, shifted, swapped, rainy, clean = [], [], [], [], []
@@ -67,8 +68,8 @@ def main() -> int:
             g = np.array([s[key] for s in good])
             p = np.array([s[key] for s in planted])
             if t is None:
-                print(f"| {code} | {label} | {' / '.join(f'{v:.2f}' for v in np.percentile(g, [50, 95, 100]))} "
-                      f"| {' / '.join(f'{v:.2f}' for v in np.percentile(p, [0, 5, 50]))} | off | - | - |")
+                print(markdown_row([code, label, " / ".join(f"{v:.2f}" for v in np.percentile(g, [50, 95, 100])),
+                                    " / ".join(f"{v:.2f}" for v in np.percentile(p, [0, 5, 50])), "off", "-", "-"]))
                 continue
             if sign > 0:
                 recall, false = np.mean(p > t), np.mean(g > t)
@@ -76,12 +77,12 @@ def main() -> int:
             else:
                 recall, false = np.mean(p < t), np.mean(g < t)
                 gq, pq = np.percentile(g, [50, 5, 0]), np.percentile(p, [100, 95, 50])
-            print(f"| {code} | {label} | {' / '.join(f'{v:.2f}' for v in gq)} | {' / '.join(f'{v:.2f}' for v in pq)} "
-                  f"| {t} | {recall:.0%} | {false:.0%} |")
-    print("\n| type | describer guess correct | day/night correct | streak/drop correct |\n|---|---:|---:|---:|")
-    for code, g in guesses.items():
-        print(f"| {code} | {np.mean([x == code for x in g]):.0%} | {np.mean([x[0] == code[0] for x in g]):.0%} "
-              f"| {np.mean([x[2] == code[2] for x in g]):.0%} |")
+            print(markdown_row([code, label, " / ".join(f"{v:.2f}" for v in gq), " / ".join(f"{v:.2f}" for v in pq),
+                                t, f"{recall:.0%}", f"{false:.0%}"]))
+    print("\n" + markdown_table(
+        ["type", "describer guess correct", "day/night correct", "streak/drop correct"],
+        [[code, f"{np.mean([x == code for x in g]):.0%}", f"{np.mean([x[0] == code[0] for x in g]):.0%}",
+          f"{np.mean([x[2] == code[2] for x in g]):.0%}"] for code, g in guesses.items()], align="lrrr"))
     return 0
 
 

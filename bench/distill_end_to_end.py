@@ -27,6 +27,7 @@ from moewir.distill.database import ReferenceDB
 from moewir.distill.pipeline import DistillSettings, run_distill
 from moewir.synth.build import clean_photos, default_photos, fit_longer_side
 from moewir.synth.tasks import synthesize
+from moewir.tables import markdown_table
 
 TYPES = {"drs": "rain", "drd": "raindrop", "nrs": "nightrain", "nrd": "nightraindrop"}
 
@@ -88,13 +89,14 @@ def main() -> int:
               f"{report['candidates']} candidates; corpus built in {build:.0f} s, indexed in {index:.1f} s, "
               f"distilled in {seconds:.1f} s ({1000 * seconds / report['candidates']:.0f} ms/pair, "
               f"{args.workers} workers)\n")
-        print("| planted in the noisy source | pairs | rejected | as planted |\n|---|---:|---:|---:|")
+        rows = []
         for kind in ("misaligned", "rainy-target", "clean-input", "duplicate", "good"):
             names = [p for p, k in planted.items() if k == kind]
             hit = sum(p in rejected for p in names)
             right = sum(kind in rejected.get(p, []) for p in names)
-            print(f"| {kind} | {len(names)} | {hit} | {right if kind != 'good' else '-'} |")
-        print(f"| good source | {good_total} | {good_total - good_kept} | - |")
+            rows.append([kind, len(names), hit, right if kind != "good" else "-"])
+        rows.append(["good source", good_total, good_total - good_kept, "-"])
+        print(markdown_table(["planted in the noisy source", "pairs", "rejected", "as planted"], rows, align="lrrr"))
         good_reasons = Counter(r[0] for p, r in rejected.items() if "/good/" in p or planted.get(p) == "good")
         print(f"\ngood pairs (both sources) rejected, by reason: {dict(good_reasons)}")
         print(f"\nrejections by reason: {report['by_reason']}")

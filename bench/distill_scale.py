@@ -28,6 +28,7 @@ from moewir.distill.pairs import pair_statistics
 from moewir.synth.build import default_photos
 from moewir.data.io import read_image
 from moewir.synth.tasks import synthesize
+from moewir.tables import markdown_table
 
 
 def peak_mb() -> float:
@@ -100,9 +101,8 @@ def main() -> int:
     rows.append(("duplicate search", f"{args.pairs} kept pairs", time.perf_counter() - t, ""))
     rows.append(("peak memory (whole script)", "", 0.0, f"{peak_mb():.0f} MB"))
 
-    print("| step | size | seconds | note |\n|---|---|---:|---|")
-    for step, size, sec, note in rows:
-        print(f"| {step} | {size} | {sec:.2f} | {note} |")
+    print(markdown_table(["step", "size", "seconds", "note"],
+                         [[step, size, f"{sec:.2f}", note] for step, size, sec, note in rows], align="llrl"))
     return 0
 
 

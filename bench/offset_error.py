@@ -20,6 +20,7 @@ from moewir.data import discover
 from moewir.data.datasets import PairedImages
 from moewir.models import build_from_weights
 from moewir.metrics import psnr
+from moewir.tables import markdown_header, markdown_row
 
 
 def offsets(weights: str, data: str, crop: int, limit: int) -> dict[str, dict[str, float]]:
@@ -47,12 +48,12 @@ def main() -> int:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--limit", type=int, default=6, help="pairs per task (default: 6, as validation)")
     args = ap.parse_args()
-    print("| weights | task | input PSNR | output PSNR | output PSNR, offset removed | mean offset R, G, B |")
-    print("|---|---|---:|---:|---:|---|")
+    print(markdown_header(["weights", "task", "input PSNR", "output PSNR", "output PSNR, offset removed",
+                           "mean offset R, G, B"], align="llrrrl"))
     for weights in args.weights:
         for task, r in offsets(weights, args.data, args.crop, args.limit).items():
-            print(f"| {weights} | {task} | {r['input']:.2f} | {r['output']:.2f} | {r['without offset']:.2f} | "
-                  f"{r['offset R']:+.3f}, {r['offset G']:+.3f}, {r['offset B']:+.3f} |")
+            print(markdown_row([weights, task, f"{r['input']:.2f}", f"{r['output']:.2f}", f"{r['without offset']:.2f}",
+                                f"{r['offset R']:+.3f}, {r['offset G']:+.3f}, {r['offset B']:+.3f}"]))
     return 0
 
 

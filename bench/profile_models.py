@@ -18,6 +18,7 @@ import torch
 import moewir
 from moewir.devices import resolve_device
 from moewir.profiling import profile
+from moewir.tables import markdown_header, markdown_row
 
 
 def machine(device: torch.device) -> str:
@@ -46,26 +47,25 @@ def main() -> None:
             results[name].append(profile(model, args.size, runs=args.runs, warmup=1, device=device,
                                          count=not results[name]))
     print(f"## All models at {args.size}x{args.size}\n")
-    print("| model | params (M) | GMACs | latency (ms) | peak memory (MB) |")
-    print("|---|---:|---:|---:|---:|")
+    print(markdown_header(["model", "params (M)", "GMACs", "latency (ms)", "peak memory (MB)"], align="lrrrr"))
     table = []
     for name, rs in results.items():
         row = dict(model=name, params_m=rs[0].params / 1e6, gmacs=rs[0].gmacs,
                    latency_ms=statistics.median(r.latency_ms for r in rs), peak_memory_mb=rs[0].peak_memory_mb)
         table.append(row)
-        print(f"| {name} | {row['params_m']:.2f} | {row['gmacs']:.2f} | {row['latency_ms']:.0f} | "
-              f"{row['peak_memory_mb']:.0f} |")
+        print(markdown_row([name, f"{row['params_m']:.2f}", f"{row['gmacs']:.2f}", f"{row['latency_ms']:.0f}",
+                            f"{row['peak_memory_mb']:.0f}"]))
 
     print(f"\n## {args.model} as the image grows (untiled)\n")
-    print("| input | GMACs | latency (ms) | peak memory (MB) | memory / pixel (bytes) |")
-    print("|---|---:|---:|---:|---:|")
+    print(markdown_header(["input", "GMACs", "latency (ms)", "peak memory (MB)", "memory / pixel (bytes)"],
+                          align="lrrrr"))
     growth = []
     model = models[args.model]
     for size in args.sizes:
         r = profile(model, size, runs=max(1, args.runs // 2), warmup=1, device=device)
         growth.append(dict(size=size, gmacs=r.gmacs, latency_ms=r.latency_ms, peak_memory_mb=r.peak_memory_mb))
-        print(f"| {size}x{size} | {r.gmacs:.1f} | {r.latency_ms:.0f} | {r.peak_memory_mb:.0f} | "
-              f"{r.peak_memory_mb * 2 ** 20 / size ** 2:.0f} |")
+        print(markdown_row([f"{size}x{size}", f"{r.gmacs:.1f}", f"{r.latency_ms:.0f}", f"{r.peak_memory_mb:.0f}",
+                            f"{r.peak_memory_mb * 2 ** 20 / size ** 2:.0f}"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(device=machine(device), torch=torch.__version__, models=table, growth=growth), f, indent=2)

@@ -28,6 +28,7 @@ import moewir
 from moewir.devices import resolve_device
 from moewir.ops.tiling import tiled_forward
 from moewir.profiling import peak_memory_bytes
+from moewir.tables import markdown_header, markdown_row
 from plots import line_plot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,16 +43,16 @@ class Tiled(nn.Module):
         return tiled_forward(self.model, x, self.tile, self.overlap)
 
 
-HEADER = ("| model | size | MP | tiled s | s/MP | tiled peak MB | untiled s | untiled peak MB |\n"
-          "|---|---|---:|---:|---:|---:|---:|---:|")
+HEADER = markdown_header(["model", "size", "MP", "tiled s", "s/MP", "tiled peak MB", "untiled s", "untiled peak MB"],
+                         align="llrrrrrr")
 
 
 def table_row(row: dict) -> str:
     def cell(key: str, fmt: str) -> str:
         return format(row[key], fmt) if key in row else "-"
-    return (f"| {row['model']} | {row['width']}x{row['height']} | {row['megapixels']:.2f} | {row['tiled_seconds']:.2f} | "
-            f"{row['tiled_seconds'] / row['megapixels']:.2f} | {cell('tiled_peak_mb', '.0f')} | "
-            f"{cell('untiled_seconds', '.2f')} | {cell('untiled_peak_mb', '.0f')} |")
+    return markdown_row([row["model"], f"{row['width']}x{row['height']}", f"{row['megapixels']:.2f}",
+                         f"{row['tiled_seconds']:.2f}", f"{row['tiled_seconds'] / row['megapixels']:.2f}",
+                         cell("tiled_peak_mb", ".0f"), cell("untiled_seconds", ".2f"), cell("untiled_peak_mb", ".0f")])
 
 
 def plot(path: str, rows: list[dict], machine: str, tile: int, overlap: int) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from moewir.tables import markdown_header, markdown_row
 from plots import grid, line_plot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,8 @@ def main() -> int:
     budget = (f"{config['model']['name']}, {iterations} iterations, patch {config['datasets']['train']['patch_size']}, "
               f"batch {config['datasets']['train']['batch_per_task']} per task")
     print(f"study: {study.name}; {budget}\n")
-    print("| method | final weights | widest spread (max/min) | mean PSNR | worst-task PSNR |\n|---|---|---:|---:|---:|")
+    print(markdown_header(["method", "final weights", "widest spread (max/min)", "mean PSNR", "worst-task PSNR"],
+                          align="llrrr"))
     panels = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in [m for m in METHODS if (study / m / "train_log.csv").is_file()]:
@@ -54,7 +56,7 @@ def main() -> int:
                          for r in rows)
             final = ", ".join(f"{t} {curves[t][-1][1]:.2f}" for t in tasks)
             p = psnr.get(method, [float("nan")])
-            print(f"| {method} | {final} | {spread:.2f} | {sum(p) / len(p):.2f} | {min(p):.2f} |")
+            print(markdown_row([method, final, f"{spread:.2f}", f"{sum(p) / len(p):.2f}", f"{min(p):.2f}"]))
             panel = Path(tmp) / f"{method}.png"
             line_plot(panel, curves, "iteration", "task weight", f"{method}", size=(450, 300))
             panels.append(panel)

@@ -343,7 +343,8 @@ def test_cli_index_and_run_with_config(world, tmp_path, capsys):
     assert "bad.yml: unknown section(s) retreival" in capsys.readouterr().err
 
 
-def test_non_rain_tasks_and_untyped_lists(world, tmp_path, photos):
+def _haze_set_and_untyped_list(world, tmp_path, photos) -> tuple[Path, Path, Path]:
+    """A haze dataset (no rain type), and a list without tasks holding one night-rain pair (its folder too)."""
     haze = tmp_path / "haze_set"
     inp, tgt = _pair(photos[2], "haze", 0)
     write_image(haze / "haze" / "input" / "a.png", inp)
@@ -351,6 +352,11 @@ def test_non_rain_tasks_and_untyped_lists(world, tmp_path, photos):
     src = world["good"] / "nrs"
     listing = tmp_path / "mixed.csv"
     listing.write_text(f"{src / 'input' / 'p0_0.png'},{src / 'target' / 'p0_0.png'}\n")
+    return haze, listing, src
+
+
+def test_non_rain_tasks_and_untyped_lists(world, tmp_path, photos):
+    haze, listing, src = _haze_set_and_untyped_list(world, tmp_path, photos)
     out = tmp_path / "o"
     run_distill([str(haze), str(listing)], world["db"], out, _settings(min_realism=0.0, materialize="none"))
     rejected = _rows(out / "rejected.csv")
@@ -394,3 +400,102 @@ def test_worker_processes_give_the_same_decisions(world, tmp_path):
     run_distill([str(world["good"])], world["db"], tmp_path / "pool", s, judge=judge)
     for name in ("kept.csv", "rejected.csv"):
         assert (tmp_path / "serial" / name).read_text() == (tmp_path / "pool" / name).read_text()
+
+
+# -- storage: one row encoding, and the TEXT values of rain types stay the codes ----------------
+def test_a_database_written_before_the_rain_type_enum_reads_back(tmp_path, photos):
+    import sqlite3
+
+    from moewir.distill.features import RainType
+    refs = tmp_path / "refs"
+    files = [refs / "a.png", refs / "b.png"]
+    for i, f in enumerate(files):
+        write_image(f, _pair(photos[i], "rain", i)[0])
+    dim = len(BuiltinDescriber().describe(photos[0]).visual)
+    # the schema and rows exactly as the earlier code wrote them (literal SQL, literal codes)
+    folder = tmp_path / "db"
+    folder.mkdir()
+    con = sqlite3.connect(folder / "refs.sqlite")
+    con.execute("CREATE TABLE refs (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, caption TEXT, "
+                "rain_type TEXT, visual BLOB, thumb BLOB)")
+    con.execute("CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT)")
+    con.execute("INSERT INTO info VALUES ('describer', 'builtin')")
+    thumbs = [np.full((64, 64), 10 * (i + 1), np.uint8) for i in range(2)]
+    for f, code, caption, thumb in zip(files, ("nrd", "drs"), ("night photo, rain drops", "day photo, rain streaks"),
+                                       thumbs):
+        st = f.resolve().stat()
+        con.execute("INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (str(f.resolve()), st.st_size, st.st_mtime_ns, caption, code,
+                     np.arange(dim, dtype=np.float32).tobytes(), thumb.tobytes()))
+    con.commit()
+    con.close()
+    report = ReferenceDB(folder).index([refs])
+    assert (report.added, report.updated, report.unchanged, report.total) == (0, 0, 2, 2)
+    loaded = ReferenceDB(folder).load()
+    assert loaded.types == ["nrd", "drs"] and loaded.captions[0] == "night photo, rain drops"
+    np.testing.assert_array_equal(np.asarray(loaded.thumbs), np.stack(thumbs))
+    assert json.loads((folder / "search" / "refs.json").read_text())["types"] == ["nrd", "drs"]
+    # a row written now stores the same TEXT
+    write_image(refs / "c.png", _pair(photos[2], "nightrain", 2)[0])
+    ReferenceDB(folder).index([refs])
+    con = sqlite3.connect(folder / "refs.sqlite")
+    rows = con.execute("SELECT rain_type, typeof(rain_type), length(thumb) FROM refs ORDER BY path").fetchall()
+    con.close()
+    assert rows[:2] == [("nrd", "text", 64 * 64), ("drs", "text", 64 * 64)]
+    assert rows[2][0] in {t.value for t in RainType} and rows[2][1:] == ("text", 64 * 64)
+
+
+def test_analysis_cache_rows_keep_their_format(tmp_path):
+    import sqlite3
+
+    from moewir.distill.analysis import PairAnalysis
+    from moewir.distill.features import Description, RainType
+    from moewir.distill.pipeline import AnalysisCache
+    cache = AnalysisCache(tmp_path / "cache.sqlite", "builtin")
+    thumb = np.arange(64 * 64, dtype=np.int64).reshape(64, 64).astype(np.uint8)
+    written = PairAnalysis(Description("night photo", np.array([0.5, -1.0], np.float32), RainType.NRS, thumb),
+                           {"psnr": 20.0})
+    cache.put("k", written)
+    # a row as the earlier code wrote it
+    cache.con.execute("INSERT INTO analysis VALUES (?, ?, ?, ?, ?, ?)",
+                      ("old", "day photo", "drd", np.ones(2, np.float32).tobytes(), bytes(16), '{"psnr": 1.0}'))
+    cache.close()
+    con = sqlite3.connect(tmp_path / "cache.sqlite")
+    assert con.execute("SELECT caption, rain_type, typeof(rain_type), visual FROM analysis WHERE key = 'k'"
+                       ).fetchone() == ("night photo", "nrs", "text", np.array([0.5, -1.0], np.float32).tobytes())
+    con.close()
+    cache = AnalysisCache(tmp_path / "cache.sqlite", "builtin")
+    got = cache.get("k")
+    assert got.query.rain_type is RainType.NRS and got.query.caption == "night photo" and got.stats == {"psnr": 20.0}
+    np.testing.assert_array_equal(got.query.thumb, thumb)
+    np.testing.assert_array_equal(got.query.visual, written.query.visual)
+    old = cache.get("old")
+    assert old.query.rain_type is RainType.DRD and old.query.thumb.shape == (4, 4) and cache.get("none") is None
+    cache.close()
+    with pytest.raises(ValueError, match="thumbnail"):
+        Description("x", np.zeros(2, np.float32), RainType.DRS).row()
+
+
+def test_failures_are_a_type_not_strings(tmp_path, photos):
+    from moewir.distill.analysis import DescribeJob, Failure, PairJob, analyze_pairs, describe_files
+    from moewir.distill.features import Description
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    write_image(tmp_path / "good.png", photos[0])
+    jobs = [DescribeJob(str(tmp_path / name), 0, 0) for name in ("broken.png", "good.png")]
+    (_, broken), (_, good) = describe_files(jobs, "builtin")
+    assert isinstance(broken, Failure) and broken.problem and isinstance(good, Description)
+    assert good.thumb.shape == (64, 64) and good.thumb.dtype == np.uint8
+    [(_, missing)] = analyze_pairs([PairJob(0, str(tmp_path / "good.png"), str(tmp_path / "nowhere.png"))], "builtin")
+    assert isinstance(missing, Failure) and "nowhere.png" in missing.problem
+
+
+def test_candidate_rain_types(world, tmp_path, photos):
+    from moewir.distill.features import RainType
+    from moewir.distill.pipeline import NoTaskType, candidates
+    haze, listing, _ = _haze_set_and_untyped_list(world, tmp_path, photos)
+    found = candidates([str(haze), str(listing), str(world["good"])])
+    kinds = {c.task: c.rain_type for c in found}
+    assert kinds["haze"] is NoTaskType.NOT_RAIN and kinds["mixed"] is NoTaskType.GUESS
+    assert kinds["nightrain"] is RainType.NRS and kinds["rain"] == "drs"
+    assert {c.task: c.type_code for c in found} == {"haze": "", "mixed": "", "rain": "drs", "raindrop": "drd",
+                                                    "nightrain": "nrs", "nightraindrop": "nrd"}

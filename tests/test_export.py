@@ -205,7 +205,7 @@ def test_cli_random_weights_are_labelled(tmp_path, capsys, monkeypatch):
         assert kwargs["optimize"] is False and (opset, tuple(example_size)) == (21, (96, 128))
         return ExportReport(Path(path), 1, opset, tuple(example_size), 0.0)
 
-    monkeypatch.setattr(export_module, "write_onnx", fake_write)
+    monkeypatch.setattr(export_module, "export_onnx", fake_write)
     assert main(["export", "--model", "restormer-tiny", "--onnx", str(tmp_path / "m.onnx"), "--opset", "21",
                  "--size", "96", "128", "--no-optimize"]) == 0
     assert "RANDOM weights" in capsys.readouterr().out

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .data.io import read_image
 from .synth.build import default_photos
 from .synth.tasks import synthesize
+from .tables import markdown_table
 
 __all__ = ["BlockHealth", "HealthReport", "health", "default_pair", "format_health"]
 
@@ -125,13 +126,11 @@ def health(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> Heal
 def format_health(report: HealthReport) -> str:
     """A Markdown table, one row per block, then the network-wide numbers."""
     experts = sorted({e for b in report.blocks for e in b.expert_share}, key=("channel", "spatial", "frequency").index)
-    lines = ["| block | stream RMS | mix / stream | FFN / stream | " + " | ".join(f"{e} grad share" for e in experts)
-             + (" |" if experts else "|"),
-             "|---|---:|---:|---:|" + "---:|" * len(experts)]
-    for b in report.blocks:
-        shares = " | ".join(f"{100 * b.expert_share[e]:.1f}%" if e in b.expert_share else "" for e in experts)
-        lines.append(f"| {b.name} | {b.stream_rms:.3f} | {b.mix_ratio:.3f} | {b.ffn_ratio:.3f} | {shares}"
-                     + (" |" if experts else "|"))
+    rows = [[b.name, f"{b.stream_rms:.3f}", f"{b.mix_ratio:.3f}", f"{b.ffn_ratio:.3f}",
+             *(f"{100 * b.expert_share[e]:.1f}%" if e in b.expert_share else "" for e in experts)]
+            for b in report.blocks]
+    lines = [markdown_table(["block", "stream RMS", "mix / stream", "FFN / stream",
+                             *(f"{e} grad share" for e in experts)], rows, align="lrrr" + "r" * len(experts))]
     lines += ["", f"stream RMS entering the output conv: {report.output_stream_rms:.3f}",
               f"gradient norm: {report.grad_norm:.3g} (output conv {report.output_grad_norm:.3g}); "
               f"L1 loss {report.loss:.4f}"]

@@ -6,7 +6,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .restore import DEFAULT_MODEL
+from ..tables import markdown_header, markdown_row
+from .options import DEFAULT_MODEL, add_device_option, add_weights_option
 
 HELP = "restore the bundled rainy, hazy, snowy and night-rain samples and write a before/after sheet"
 
@@ -14,8 +15,8 @@ HELP = "restore the bundled rainy, hazy, snowy and night-rain samples and write 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help=HELP, description=HELP + " (the shipped weights; no download).")
     p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (default demo_out)")
-    p.add_argument("--weights", metavar="W.safetensors", help=f"other weights (default: shipped {DEFAULT_MODEL})")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    add_weights_option(p, f"other weights (default: shipped {DEFAULT_MODEL})")
+    add_device_option(p)
     p.set_defaults(run=run)
 
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     samples = sorted(p for p in resources.files("moewir").joinpath("samples").iterdir() if p.name.endswith(".jpg"))
     out = Path(args.output)
     sheets = []
-    print(f"{restorer.name} on {restorer.device}\n\n| sample | size | seconds |\n|---|---|---:|")
+    print(f"{restorer.name} on {restorer.device}\n\n" + markdown_header(["sample", "size", "seconds"], align="llr"))
     for sample in samples:
         image = read_image(Path(str(sample)))
         started = time.perf_counter()
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         task = sample.name.split("_")[0]
         sheets.append(comparison_sheet([(f"input ({task})", image), (f"restored ({restorer.name})", restored)],
                                        inset=None, panel_width=400))
-        print(f"| {sample.name} | {image.shape[1]}x{image.shape[0]} | {seconds:.2f} |")
+        print(markdown_row([sample.name, f"{image.shape[1]}x{image.shape[0]}", f"{seconds:.2f}"]))
     save_sheet(out / "before_after.png", stack_sheets(sheets))
     print(f"\nrestored images and the before/after sheet: {out / 'before_after.png'}")
     return 0

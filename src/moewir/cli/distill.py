@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-
 from ..data.io import atomic_file
+from ..distill.judges import JUDGES
 
 HELP = "select realistic, clean training pairs by retrieval against real rainy references (UniRain)"
 
@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     r.add_argument("--out", required=True, metavar="DIR", help="output folder (resumes when it holds a run)")
     r.add_argument("--config", metavar="YAML", help="settings file like configs/distill.yml (default: the built-in defaults, "
                         "which are that file's values)")
-    r.add_argument("--judge", choices=("builtin", "http"), help="override judge.name")
+    r.add_argument("--judge", choices=JUDGES.names(), help="override judge.name")
     r.add_argument("--k1", type=int)
     r.add_argument("--k2", type=int)
     r.add_argument("--k3", type=int)

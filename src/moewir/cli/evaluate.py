@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .restore import add_device_options
+from ..metrics.lpips import BACKBONES
+from .options import add_device_options
 
 HELP = "score one or more trained networks on a paired test set (PSNR/SSIM, NIQE, LPIPS)"
 
@@ -25,7 +26,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--crop-border", type=int, default=0, metavar="PX", help="pixels removed on every side (default 0)")
     p.add_argument("--lpips-backbone", metavar="FILE", help="local AlexNet/VGG16 weights for LPIPS (never downloaded)")
     p.add_argument("--lpips-linear", metavar="FILE", help="local LPIPS linear-layer weights")
-    p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"], help="LPIPS backbone (default alex)")
+    p.add_argument("--lpips-net", default="alex", choices=BACKBONES.names(), help="LPIPS backbone (default alex)")
     add_device_options(p)
     p.add_argument("--save-images", metavar="DIR", help="write outputs as DIR/<model>/<task>/<name>.png")
     p.add_argument("--figures", metavar="DIR", help="write comparison sheets (input, models, target, zoomed inset)")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from ..inference.export import DEFAULT_OPSET, MIN_EXAMPLE_SIZE, MIN_OPSET
-from ..models import list_models, model_spec
+from ..models import model_spec
+from .options import add_model_option, add_weights_option
 
 HELP = "export a network to ONNX (dynamic batch, height and width)"
 
@@ -28,11 +29,8 @@ def add_parser(subparsers) -> None:
         description=HELP + ". Input 'image': (B, 3, H, W) float32 RGB in [0, 1]; output 'restored': the "
                     "same shape, float32, not clamped. Needs the optional packages onnx, onnxscript and "
                     "onnxruntime (pip install 'moewir[onnx]'); see docs/export.md.")
-    p.add_argument("--weights", metavar="W.safetensors", help="weights written by `moewir train`")
-    p.add_argument("--model", metavar="NAME",
-                   help="without --weights: export this registered model with RANDOM weights (to try "
-                        "the export, not to restore photos); with --weights: only needed for files "
-                        f"without moewir metadata. One of: {', '.join(list_models())}")
+    add_weights_option(p)
+    add_model_option(p, "export it with RANDOM weights (to try the export, not to restore photos)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
@@ -52,7 +50,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import load
-    from ..inference.export import INPUT_NAME, MIN_SIZE, OUTPUT_NAME, require_onnx, write_onnx
+    from ..inference.export import INPUT_NAME, MIN_SIZE, OUTPUT_NAME, export_onnx, require_onnx
 
     if not args.weights and not args.model:
         raise ValueError("give the weights to export (--weights W.safetensors), or --model NAME to "
@@ -67,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         network = load(args.model, device="cpu", tile=None, pretrained=False).network
         origin = "RANDOM weights: untrained, to test the export, not to restore photos"
-    report = write_onnx(network, args.onnx, args.opset, args.size, verify=args.check, atol=args.atol,
-                        metadata={"moewir.weights": str(args.weights) if args.weights else "random (untrained)"},
-                        optimize=not args.no_optimize)
+    report = export_onnx(network, args.onnx, args.opset, args.size, verify=args.check, atol=args.atol,
+                         metadata={"moewir.weights": str(args.weights) if args.weights else "random (untrained)"},
+                         optimize=not args.no_optimize)
     print(f"exported {model_spec(network)[0]} ({origin}) to {report.path}: {report.num_bytes / 1e6:.1f} MB, opset "
           f"{report.opset}, traced at {args.size[0]}x{args.size[1]} in {report.seconds:.1f} s")
     print(f"input '{INPUT_NAME}': (batch, 3, height, width) float32 RGB in [0, 1], height and width >= "

@@ -1,4 +1,12 @@
-"""Argument types shared by several sub-commands."""
+"""Options and argument types shared by several sub-commands.
+
+``--model NAME`` means the same in every command that takes it: a registered model, by name
+(:func:`moewir.list_models`), the network architecture. A weights file written by ``moewir
+train`` names its own architecture, so next to ``--weights`` ``--model`` is needed only for
+files without moewir metadata. Each command's help says which weights it runs when no
+``--weights`` is given (``restore``: the model's shipped weights; ``export`` and ``profile``:
+random weights).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +14,11 @@ from typing import Any
 
 import yaml
 
+from ..models import list_models
 from ..yamlfiles import load_yaml
+
+#: The model whose shipped weights ``restore`` and ``demo`` use when no weights are given.
+DEFAULT_MODEL = "moewirnet-tiny"
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -30,3 +42,33 @@ def add_set_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         help=f"override a {what} option (repeatable; values are YAML, "
                              "e.g. --set window_size=16 --set experts=[channel,spatial])")
+
+
+def add_model_option(parser: argparse.ArgumentParser, without_weights: str, with_weights: str | None = None,
+                     default: str | None = None) -> None:
+    """``--model NAME`` (see the module docstring). ``without_weights`` says what the command
+    does with the model when no weights file is given; ``with_weights`` replaces the sentence
+    about files without metadata, for commands whose ``--weights`` differs."""
+    with_weights = with_weights or "with --weights, needed only for files without moewir metadata"
+    parser.add_argument("--model", metavar="NAME", default=default,
+                        help=f"registered model (the architecture), one of: {', '.join(list_models())}. "
+                             f"Without --weights: {without_weights}; {with_weights}")
+
+
+def add_weights_option(parser: argparse.ArgumentParser, what: str = "weights written by `moewir train`") -> None:
+    parser.add_argument("--weights", metavar="W.safetensors", help=what)
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then the CPU), cpu, cuda, "
+                                                         "cuda:N or mps")
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that run a network on users' images."""
+    parser.add_argument("--tile", type=int, default=512, metavar="PX",
+                        help="restore in PX x PX windows to bound memory (0: whole image at once; default 512)")
+    parser.add_argument("--tile-overlap", type=int, default=32, metavar="PX", help="window overlap (default 32)")
+    add_device_option(parser)
+    parser.add_argument("--half", action="store_true",
+                        help="half precision: float16 autocast on CUDA/MPS, bfloat16 on the CPU")

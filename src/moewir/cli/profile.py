@@ -8,12 +8,14 @@ import json
 import torch
 
 from ..health import default_pair, format_health, health
-from ..models import build_from_weights
-from ..models import create_model, list_models
+from ..models import build_from_weights, create_model
 from ..profiling import ProfileResult, profile
-from .options import add_set_option, parse_overrides
+from ..tables import markdown_table
+from .options import add_device_option, add_model_option, add_set_option, add_weights_option, parse_overrides
 
 HELP = "measure parameters, GMACs, latency and peak memory of a model"
+#: The model profiled when no --model is given.
+DEFAULT_PROFILED = "moewirnet"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -30,34 +32,31 @@ def _size(text: str) -> tuple[int, int]:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("profile", help=HELP, description=HELP + ". MACs count convolutions, "
                               "attention matrix products, FFTs and top-k selection (see docs/profiling.md).")
-    p.add_argument("--model", default="moewirnet", metavar="NAME",
-                   help=f"registered model (default: moewirnet); one of: {', '.join(list_models())}")
+    add_model_option(p, f"built with random weights (default {DEFAULT_PROFILED}; --seed with --health)",
+                     "with --weights (--health only), needed only for files without moewir metadata")
     p.add_argument("--size", type=_size, default=None, metavar="N|HxW",
                    help="input height and width (default: 256; 128 with --health)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     p.add_argument("--runs", type=int, default=10, help="timed forward passes; the median is reported (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes before timing (default: 2)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    add_device_option(p)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-macs", action="store_true", help="skip the MAC count (slow on very large inputs)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--health", action="store_true",
                    help="instead: per block, the stream RMS, branch/stream ratios and each expert's share of "
                         "its MoE module's gradient, for one synthesized rain pair at --size (default 128 here)")
-    p.add_argument("--weights", metavar="FILE", help="with --health: a trained .safetensors file instead of a "
-                   "fresh --model")
+    add_weights_option(p, "with --health: a trained .safetensors file instead of a fresh network")
     p.add_argument("--seed", type=int, default=0, help="with --health: seed of the fresh network (default: 0)")
     add_set_option(p, "model config")
     p.set_defaults(run=run)
 
 
 def format_result(r: ProfileResult) -> str:
-    lines = [
-        "| model | input | params (M) | GMACs | latency (ms) | peak memory (MB) | device |",
-        "|---|---|---:|---:|---:|---:|---|",
-        f"| {r.model} | {r.batch}x{r.size[0]}x{r.size[1]} | {r.params / 1e6:.2f} | {r.gmacs:.2f} | "
-        f"{r.latency_ms:.1f} | {r.peak_memory_mb:.0f} | {r.device} ({r.threads} threads) |",
-    ]
+    lines = [markdown_table(
+        ["model", "input", "params (M)", "GMACs", "latency (ms)", "peak memory (MB)", "device"],
+        [[r.model, f"{r.batch}x{r.size[0]}x{r.size[1]}", f"{r.params / 1e6:.2f}", f"{r.gmacs:.2f}",
+          f"{r.latency_ms:.1f}", f"{r.peak_memory_mb:.0f}", f"{r.device} ({r.threads} threads)"]], align="llrrrrl")]
     if r.macs_by_op:
         lines += ["", "GMACs by operator: " + ", ".join(f"{op} {v:.2f}" for op, v in
                                                       sorted(r.macs_by_op.items(), key=lambda kv: -kv[1]))]
@@ -69,10 +68,10 @@ def run_health(args: argparse.Namespace) -> int:
     if args.weights:
         if args.set:
             raise ValueError("--set changes a fresh --model; a weights file carries its own config")
-        model = build_from_weights(args.weights)
+        model = build_from_weights(args.weights, args.model)
     else:
         torch.manual_seed(args.seed)
-        model = create_model(args.model, **parse_overrides(args.set))
+        model = create_model(args.model or DEFAULT_PROFILED, **parse_overrides(args.set))
     size = args.size or (128, 128)
     if size[0] != size[1]:
         raise ValueError("--health needs a square --size")
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--weights goes with --health")
     if args.batch < 1 or args.runs < 1 or args.warmup < 0:
         raise ValueError("--batch and --runs must be at least 1 and --warmup at least 0")
-    model = create_model(args.model, **parse_overrides(args.set))
+    model = create_model(args.model or DEFAULT_PROFILED, **parse_overrides(args.set))
     result = profile(model, args.size or (256, 256), batch=args.batch, runs=args.runs, warmup=args.warmup,
                      device=args.device, count=not args.no_macs)
     print(json.dumps(result.as_dict(), indent=2) if args.json else format_result(result))

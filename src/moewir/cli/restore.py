@@ -9,20 +9,10 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from ..data.io import atomic_file
+from ..tables import markdown_table
+from .options import DEFAULT_MODEL, add_device_options, add_model_option, add_weights_option
 
 HELP = "restore photos, folders or glob patterns with a trained network"
-#: The model whose shipped weights are used when neither --weights nor --model is given.
-DEFAULT_MODEL = "moewirnet-tiny"
-
-
-def add_device_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by the commands that run a network on users' images."""
-    p.add_argument("--tile", type=int, default=512, metavar="PX",
-                   help="restore in PX x PX windows to bound memory (0: whole image at once; default 512)")
-    p.add_argument("--tile-overlap", type=int, default=32, metavar="PX", help="window overlap (default 32)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--half", action="store_true",
-                   help="half precision: float16 autocast on CUDA/MPS, bfloat16 on the CPU")
 
 
 def add_parser(subparsers) -> None:
@@ -30,10 +20,8 @@ def add_parser(subparsers) -> None:
                               "file name and format; see docs/inference.md.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--weights", metavar="W.safetensors", help="weights written by `moewir train`")
-    p.add_argument("--model", metavar="NAME",
-                   help=f"registered model whose shipped weights to use (default {DEFAULT_MODEL}); "
-                        "with --weights, only needed for files without moewir metadata")
+    add_weights_option(p)
+    add_model_option(p, f"restore with its shipped weights (default {DEFAULT_MODEL})")
     add_device_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders (kept in the output)")
@@ -62,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
                                         max_pixels=int(args.max_megapixels * 1e6), progress=not args.no_progress,
                                         report=lambda line: tqdm.write(line, file=sys.stderr))
     summary = summarize(outcomes)
-    print(f"\n| restored | skipped | failed | megapixels | seconds | s / MP |\n|---:|---:|---:|---:|---:|---:|\n"
-          f"| {summary['restored']} | {summary['skipped']} | {summary['failed']} | {summary['megapixels']:.2f} "
-          f"| {summary['seconds']:.1f} | {summary['seconds_per_megapixel']:.2f} |")
+    print("\n" + markdown_table(["restored", "skipped", "failed", "megapixels", "seconds", "s / MP"],
+                                [[summary["restored"], summary["skipped"], summary["failed"],
+                                  f"{summary['megapixels']:.2f}", f"{summary['seconds']:.1f}",
+                                  f"{summary['seconds_per_megapixel']:.2f}"]], align="rrrrrr"))
     print(f"\n{restorer.name} on {restorer.device}" + (f", {args.tile}-px tiles" if args.tile else "")
           + f"; outputs in {args.output}")
     if args.json:

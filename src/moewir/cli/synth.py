@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from ..synth.build import build_dataset, clean_photos
 from ..synth.tasks import TASKS
+from ..tables import markdown_table
 
 HELP = "synthesize a paired weather dataset (WeatherBench layout) from clean photos"
 
@@ -56,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
         stats[(r["task"], r["split"])].append(r["psnr"])
     print(f"\nwrote {len(records)} pairs to {args.out} (manifest.json, manifest.csv)"
           + (f"; skipped {len(skipped)} unreadable photo(s)" if skipped else "") + "\n")
-    print("| task | train | test | mean PSNR input vs target (dB) |")
-    print("|---|---:|---:|---:|")
+    rows = []
     for task in tasks:
         all_psnr = stats[(task, "train")] + stats[(task, "test")]
-        print(f"| {task} | {len(stats[(task, 'train')])} | {len(stats[(task, 'test')])} | "
-              f"{sum(all_psnr) / max(len(all_psnr), 1):.2f} |")
+        rows.append([task, len(stats[(task, "train")]), len(stats[(task, "test")]),
+                     f"{sum(all_psnr) / max(len(all_psnr), 1):.2f}"])
+    print(markdown_table(["task", "train", "test", "mean PSNR input vs target (dB)"], rows, align="lrrr"))
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..tables import markdown_table
 from ..training.config import load_config
 from .options import add_set_option, parse_overrides
 
@@ -31,13 +32,13 @@ def run(args: argparse.Namespace) -> int:
     if trainer.dist.main:
         print(f"\n{summary['experiment']}: {summary['iterations']} iterations in {summary['seconds']:.0f} s "
               f"(weighting {summary['weighting']})\n")
-        print("| task | final loss | final weight | val PSNR (dB) | val SSIM |")
-        print("|---|---:|---:|---:|---:|")
+        rows = []
         for task in summary["tasks"]:
             val = summary["validation"].get(task, {})
-            print(f"| {task} | {summary['final_losses'].get(task, float('nan')):.4f} | "
-                  f"{summary['final_weights'].get(task, float('nan')):.3f} | "
-                  f"{val.get('psnr', float('nan')):.2f} | {val.get('ssim', float('nan')):.4f} |")
+            rows.append([task, f"{summary['final_losses'].get(task, float('nan')):.4f}",
+                         f"{summary['final_weights'].get(task, float('nan')):.3f}",
+                         f"{val.get('psnr', float('nan')):.2f}", f"{val.get('ssim', float('nan')):.4f}"])
+        print(markdown_table(["task", "final loss", "final weight", "val PSNR (dB)", "val SSIM"], rows, align="lrrrr"))
         best = summary["best"]
         if best["iteration"] is not None:
             print(f"\nbest mean validation PSNR {best['psnr']:.2f} dB at iteration {best['iteration']}")

@@ -1,33 +1,58 @@
 """Per-file work, in worker processes: describe references, and analyse candidate pairs.
 
-Every function here reads its images itself and returns either a result or a one-line
-problem string (``"not an image"``, ...), so that one bad file never stops a run.
+Every function here reads its images itself and returns either a result or a :class:`Failure`
+(one line: ``"not an image"``, ...), so that one bad file never stops a run.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from ..data.io import ImageReadError, read_image
-from .features import BuiltinDescriber, Describer, thumbnail
+from ..registry import Registry
+from .features import BuiltinDescriber, Describer, Description, thumbnail
 from .pairs import pair_statistics
 
-__all__ = ["DescribeJob", "PairJob", "Described", "PairAnalysis", "make_describer", "describe_files",
+__all__ = ["DescribeJob", "PairJob", "Failure", "PairAnalysis", "DESCRIBERS", "make_describer", "describe_files",
            "analyze_pairs"]
+
+#: Describer kind -> ``factory(argument) -> Describer``. A describer spec (``--describer``, and
+#: what a database records) is ``KIND`` or ``KIND:ARGUMENT``.
+DESCRIBERS: Registry[Callable[[str], Describer]] = Registry(
+    "describer", unknown="unknown {kind} {names}; known: {known} (clip as clip:<folder with CLIP weights>)")
+
+
+@DESCRIBERS.register("builtin")
+def _builtin_describer(argument: str) -> Describer:
+    """``builtin``: measured statistics, no weights."""
+    if argument:
+        raise ValueError(f"the builtin describer takes no argument, got 'builtin:{argument}'")
+    return BuiltinDescriber()
+
+
+@DESCRIBERS.register("clip")
+def _clip_describer(folder: str) -> Describer:
+    """``clip:<local folder>``: needs ``transformers`` and CLIP weights on disk."""
+    if not folder:
+        raise ValueError("the clip describer needs the folder of its local CLIP weights: clip:<folder>")
+    from .clip import ClipDescriber
+    return ClipDescriber(folder)
 
 
 def make_describer(spec: str) -> Describer:
     """``builtin``, or ``clip:<local folder>`` (needs ``transformers`` and weights on disk)."""
-    if spec == "builtin":
-        return BuiltinDescriber()
-    if spec.startswith("clip:"):
-        from .clip import ClipDescriber
-        return ClipDescriber(spec[len("clip:"):])
-    raise ValueError(f"unknown describer {spec!r}; use 'builtin' or 'clip:<folder with CLIP weights>'")
+    kind, _, argument = spec.partition(":")
+    return DESCRIBERS.get(kind)(argument)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a file or pair could not be described: one line, returned instead of a result."""
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -45,16 +70,8 @@ class PairJob:
 
 
 @dataclass
-class Described:
-    caption: str
-    rain_type: str
-    visual: np.ndarray
-    thumb: np.ndarray
-
-
-@dataclass
 class PairAnalysis:
-    query: Described  # the degraded input, described like a reference
+    query: Description  # the degraded input, described like a reference (with its thumbnail)
     stats: dict       # pair_statistics
 
 
@@ -67,28 +84,27 @@ def _init(spec: str) -> None:
     _describer = make_describer(spec)
 
 
-def _describe(image: np.ndarray) -> Described:
-    d = _describer.describe(image)
-    return Described(d.caption, d.rain_type, d.visual, thumbnail(image))
+def _describe(image: np.ndarray) -> Description:
+    return replace(_describer.describe(image), thumb=thumbnail(image))
 
 
-def _describe_job(job: DescribeJob) -> tuple[DescribeJob, Described | str]:
+def _describe_job(job: DescribeJob) -> tuple[DescribeJob, Description | Failure]:
     try:
         return job, _describe(read_image(job.path))
     except ImageReadError as exc:
-        return job, exc.problem
+        return job, Failure(exc.problem)
     except (OSError, ValueError, RuntimeError) as exc:
-        return job, f"{type(exc).__name__}: {exc}"
+        return job, Failure(f"{type(exc).__name__}: {exc}")
 
 
-def _analyze_job(job: PairJob) -> tuple[PairJob, PairAnalysis | str]:
+def _analyze_job(job: PairJob) -> tuple[PairJob, PairAnalysis | Failure]:
     try:
         inp, tgt = read_image(job.input), read_image(job.target)
         return job, PairAnalysis(_describe(inp), pair_statistics(inp, tgt))
     except ImageReadError as exc:
-        return job, f"{exc.path}: {exc.problem}"
+        return job, Failure(f"{exc.path}: {exc.problem}")
     except (OSError, ValueError, RuntimeError) as exc:
-        return job, f"{type(exc).__name__}: {exc}"
+        return job, Failure(f"{type(exc).__name__}: {exc}")
 
 
 def _map(fn, jobs: list, spec: str, workers: int, window: int = 1024) -> Iterator:
@@ -106,10 +122,10 @@ def _map(fn, jobs: list, spec: str, workers: int, window: int = 1024) -> Iterato
 
 
 def describe_files(jobs: Iterable[DescribeJob], spec: str, workers: int = 0
-                   ) -> Iterator[tuple[DescribeJob, Described | str]]:
+                   ) -> Iterator[tuple[DescribeJob, Description | Failure]]:
     return _map(_describe_job, list(jobs), spec, workers)
 
 
 def analyze_pairs(jobs: Iterable[PairJob], spec: str, workers: int = 0
-                  ) -> Iterator[tuple[PairJob, PairAnalysis | str]]:
+                  ) -> Iterator[tuple[PairJob, PairAnalysis | Failure]]:
     return _map(_analyze_job, list(jobs), spec, workers)

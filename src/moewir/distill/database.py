@@ -24,8 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.io import IMAGE_EXTENSIONS, atomic_file, is_image_file
-from .analysis import DescribeJob, describe_files
-from .features import THUMB_SIZE, embed_captions
+from .analysis import DescribeJob, Failure, describe_files
+from .features import THUMB_SIZE, Description, embed_captions
 
 __all__ = ["ReferenceDB", "IndexReport", "DatabaseError", "reference_files"]
 
@@ -76,7 +76,7 @@ class ReferenceDB:
         self.folder.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.folder / "refs.sqlite")
         con.execute("CREATE TABLE IF NOT EXISTS refs (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-                    "caption TEXT, rain_type TEXT, visual BLOB, thumb BLOB)")
+                    f"{Description.SQL_SCHEMA})")
         con.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
         return con
 
@@ -109,16 +109,15 @@ class ReferenceDB:
             described = describe_files(todo, describer, workers)
             for job, result in tqdm(described, total=len(todo), desc="index", unit="img", disable=not progress,
                                     dynamic_ncols=True):
-                if isinstance(result, str):
-                    report.failed.append((job.path, result))
+                if isinstance(result, Failure):
+                    report.failed.append((job.path, result.problem))
                 else:
                     if job.path in known:
                         report.updated += 1
                     else:
                         report.added += 1
                     con.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (job.path, job.size, job.mtime_ns, result.caption, result.rain_type,
-                                 result.visual.astype(np.float32).tobytes(), result.thumb.tobytes()))
+                                (job.path, job.size, job.mtime_ns, *result.row()))
                     pending += 1
                     if pending >= batch:
                         con.commit()
@@ -143,13 +142,14 @@ class ReferenceDB:
             thumbs = np.lib.format.open_memmap(search / "thumbs.npy.tmp", mode="w+", dtype=np.uint8,
                                                shape=(count, THUMB_SIZE, THUMB_SIZE))
             paths, captions, types = [], [], []
-            rows = con.execute("SELECT path, caption, rain_type, visual, thumb FROM refs ORDER BY path")
-            for i, (path, caption, rain_type, vis, thumb) in enumerate(rows):
+            rows = con.execute(f"SELECT path, {Description.SQL_COLUMNS} FROM refs ORDER BY path")
+            for i, (path, *row) in enumerate(rows):
+                ref = Description.from_row(*row)
                 paths.append(path)
-                captions.append(caption)
-                types.append(rain_type)
-                visual[i] = np.frombuffer(vis, np.float32)
-                thumbs[i] = np.frombuffer(thumb, np.uint8).reshape(THUMB_SIZE, THUMB_SIZE)
+                captions.append(ref.caption)
+                types.append(ref.rain_type.value)
+                visual[i] = ref.visual
+                thumbs[i] = ref.thumb
             thumbs.flush()
             del thumbs
             os.replace(search / "thumbs.npy.tmp", search / "thumbs.npy")

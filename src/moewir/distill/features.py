@@ -33,7 +33,8 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Protocol
+from enum import StrEnum
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -42,12 +43,23 @@ import torch.nn.functional as F
 from ..ops.color import luma
 from ..ops.filters import hann_window_2d, laplacian, line_kernel
 
-__all__ = ["Description", "Describer", "BuiltinDescriber", "thumbnail", "embed_captions", "CAPTION_THRESHOLDS", "LUMA",
-           "RAIN_TYPES", "RAIN_TYPE_NAMES", "THUMB_SIZE", "CAPTION_DIM", "working_copy", "white_tophat", "line_energy",
+__all__ = ["RainType", "Description", "Describer", "BuiltinDescriber", "thumbnail", "embed_captions",
+           "CAPTION_THRESHOLDS", "LUMA", "RAIN_TYPES", "RAIN_TYPE_NAMES", "THUMB_SIZE", "CAPTION_DIM", "working_copy", "white_tophat", "line_energy",
            "rain_type_of_caption"]
 
-#: UniRain's four rain types: day/night x streak/drop.
-RAIN_TYPES = ("drs", "drd", "nrs", "nrd")
+
+
+class RainType(StrEnum):
+    """UniRain's four rain types: day/night x streak/drop. A member *is* its code (``RainType.NRS
+    == "nrs"``), the text stored in databases, caches and output files."""
+    DRS = "drs"
+    DRD = "drd"
+    NRS = "nrs"
+    NRD = "nrd"
+
+
+#: The codes of the four rain types, in RainType order.
+RAIN_TYPES = tuple(t.value for t in RainType)
 RAIN_TYPE_NAMES = {"drs": "daytime rain streaks", "drd": "daytime raindrops",
                    "nrs": "nighttime rain streaks", "nrd": "nighttime raindrops"}
 THUMB_SIZE = 64
@@ -73,10 +85,31 @@ CAPTION_THRESHOLDS = {
 
 @dataclass
 class Description:
-    """A describer's view of one image."""
+    """A describer's view of one image, and (once :func:`thumbnail` made it) its thumbnail.
+
+    :meth:`row` / :meth:`from_row` are its encoding as the :attr:`SQL_COLUMNS` of the reference
+    database and of the analysis cache: the caption, the rain type's code, the float32 bytes of
+    the feature and the uint8 bytes of the (square) thumbnail.
+    """
     caption: str
-    visual: np.ndarray  # float32 feature vector (raw; the database standardizes it)
-    rain_type: str      # the describer's guess among RAIN_TYPES
+    visual: np.ndarray              # float32 feature vector (raw; the database standardizes it)
+    rain_type: RainType             # the describer's guess
+    thumb: np.ndarray | None = None  # THUMB_SIZE x THUMB_SIZE uint8 grey thumbnail
+
+    SQL_COLUMNS: ClassVar[str] = "caption, rain_type, visual, thumb"
+    SQL_SCHEMA: ClassVar[str] = "caption TEXT, rain_type TEXT, visual BLOB, thumb BLOB"
+
+    def row(self) -> tuple[str, str, bytes, bytes]:
+        if self.thumb is None:
+            raise ValueError("a description is stored with its thumbnail")
+        return (self.caption, RainType(self.rain_type).value, np.asarray(self.visual, np.float32).tobytes(),
+                np.ascontiguousarray(self.thumb, np.uint8).tobytes())
+
+    @classmethod
+    def from_row(cls, caption: str, rain_type: str, visual: bytes, thumb: bytes) -> "Description":
+        side = int(round(len(thumb) ** 0.5))
+        return cls(caption, np.frombuffer(visual, np.float32), RainType(rain_type),
+                   np.frombuffer(thumb, np.uint8).reshape(side, side))
 
 
 class Describer(Protocol):
@@ -219,12 +252,12 @@ class BuiltinDescriber:
         return Description(caption, self.vector(m), rain_type_of_caption(caption))
 
 
-def rain_type_of_caption(caption: str) -> str:
+def rain_type_of_caption(caption: str) -> RainType:
     """``drs``/``drd``/``nrs``/``nrd`` from the words ``night`` and ``drop(s)`` in a caption."""
     words = set(re.findall(r"[a-z]+", caption.lower()))
     night = "night" in words or "nighttime" in words
     drops = bool(words & {"drop", "drops", "raindrop", "raindrops", "droplets"})
-    return ("n" if night else "d") + "r" + ("d" if drops else "s")
+    return RainType(("n" if night else "d") + "r" + ("d" if drops else "s"))
 
 
 def embed_captions(captions: list[str], dim: int = CAPTION_DIM) -> np.ndarray:

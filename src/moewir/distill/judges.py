@@ -10,18 +10,23 @@ A judge takes a batch of :class:`Query` and returns one :class:`Verdict` per que
   when the score is at least ``min_realism`` (default 0.05: closer than the 5% least
   typical references).
 * :class:`moewir.distill.http_judge.HttpJudge` asks an OpenAI-compatible vision endpoint.
+
+:data:`JUDGES` builds them by name (``judge.name`` of ``configs/distill.yml``, ``--judge``).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
+from ..registry import Registry
 from .database import LoadedDB
+from .features import RainType
 from .retrieval import retrieve
 
-__all__ = ["Query", "Verdict", "Judge", "BuiltinJudge", "reference_realism"]
+__all__ = ["Query", "Verdict", "Judge", "BuiltinJudge", "reference_realism", "JUDGES"]
 
 
 @dataclass
@@ -29,7 +34,7 @@ class Query:
     index: int               # candidate number (order of the run)
     input: str               # the degraded input's path
     target: str
-    rain_type: str           # drs / drd / nrs / nrd
+    rain_type: RainType      # drs / drd / nrs / nrd
     caption: str             # the input's caption
     references: list[str]    # paths of S(q), best first
     visual: np.ndarray       # visual cosine to each reference
@@ -84,3 +89,28 @@ class BuiltinJudge:
             out.append(Verdict(keep, score, "" if keep else "unrealistic",
                                f"realism percentile {score:.3f} (mean cosine {float(np.mean(q.visual)):.3f})"))
         return out
+
+
+#: Judge name -> ``factory(settings, db) -> Judge``, with ``settings`` a
+#: :class:`moewir.distill.pipeline.DistillSettings` and ``db`` the loaded reference database.
+JUDGES: Registry[Callable[..., Judge]] = Registry("judge")
+
+
+@JUDGES.register("builtin")
+def _builtin_judge(settings, db: LoadedDB) -> Judge:
+    scores = reference_realism(db, settings.k1, settings.k2, settings.k3, settings.realism_sample)
+    return BuiltinJudge(scores, settings.min_realism)
+
+
+@JUDGES.register("http")
+def _http_judge(settings, db: LoadedDB) -> Judge:
+    from .http_judge import HttpJudge
+
+    known = [p for p in inspect.signature(HttpJudge).parameters]
+    unknown = sorted(set(settings.http) - set(known))
+    if "api_key" in unknown:
+        raise ValueError("judge.http: no api_key in config files; put the key in the environment variable "
+                         "named by api_key_env (default MOEWIR_JUDGE_API_KEY)")
+    if unknown:
+        raise ValueError(f"judge.http: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return HttpJudge(**settings.http)

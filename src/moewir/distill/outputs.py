@@ -35,6 +35,7 @@ import numpy as np
 
 from ..data.io import atomic_file
 from ..data.layouts import UNIRAIN
+from ..tables import markdown_table
 from .features import RAIN_TYPES
 from .pairs import hamming, residual_correlation
 
@@ -169,15 +170,18 @@ def report_markdown(r: dict) -> str:
     lines = ["# Distillation report", "",
              f"{r['candidates']} candidate pairs, {r['kept']} kept, {r['rejected']} rejected; judge `{r['judge']}`, "
              f"{r['references']} references (`{r['describer']}`), {r['seconds']} s.", "",
-             "## By source dataset", "",
-             "| source | candidates | kept | kept % | rejected (by reason) |", "|---|---:|---:|---:|---|"]
+             "## By source dataset", ""]
+    sources = []
     for name, s in r["by_source"].items():
         why = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items(), key=lambda kv: -kv[1])) or "-"
-        lines.append(f"| {name} | {s['candidates']} | {s['kept']} | {100 * s['kept'] / max(s['candidates'], 1):.1f} | {why} |")
-    lines += ["", "## Rejected, by reason", "", "| reason | pairs |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in r["by_reason"].items()] or ["| - | 0 |"]
-    lines += ["", "## Kept, by rain type", "", "| type | task | pairs |", "|---|---|---:|"]
-    lines += [f"| {t} | {UNIRAIN[t]} | {n} |" for t, n in r["kept_by_type"].items()]
+        sources.append([name, s["candidates"], s["kept"], f"{100 * s['kept'] / max(s['candidates'], 1):.1f}", why])
+    lines.append(markdown_table(["source", "candidates", "kept", "kept %", "rejected (by reason)"], sources,
+                                align="lrrrl"))
+    lines += ["", "## Rejected, by reason", "",
+              markdown_table(["reason", "pairs"], list(r["by_reason"].items()) or [["-", 0]], align="lr")]
+    lines += ["", "## Kept, by rain type", "",
+              markdown_table(["type", "task", "pairs"], [[t, UNIRAIN[t], n] for t, n in r["kept_by_type"].items()],
+                             align="llr")]
     bins = r["histogram_bins"]
     for name, counts in r["score_histogram"].items():
         lines += ["", f"## Judge scores: {name.replace('_', ' ')}", "", "```"]

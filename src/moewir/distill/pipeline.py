@@ -26,6 +26,7 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
@@ -35,20 +36,26 @@ from tqdm import tqdm
 
 from ..data.io import atomic_file
 from ..data.layouts import UNIRAIN, discover
-from .analysis import Described, PairAnalysis, PairJob, analyze_pairs
+from .analysis import Failure, PairAnalysis, PairJob, analyze_pairs
 from .database import LoadedDB, ReferenceDB, standardize
-from .features import embed_captions
-from .judges import BuiltinJudge, Judge, Query, reference_realism
+from .features import Description, RainType, embed_captions
+from .judges import JUDGES, Judge, Query
 from .outputs import write_outputs
 from .pairs import pair_problems, pair_thresholds
 from .retrieval import retrieve
 
-__all__ = ["DistillSettings", "Candidate", "candidates", "run_distill", "TASK_TYPES"]
+__all__ = ["DistillSettings", "Candidate", "NoTaskType", "candidates", "run_distill", "TASK_TYPES"]
 
 log = logging.getLogger("moewir.distill")
 
 #: Canonical task name -> UniRain rain type.
-TASK_TYPES = {task: code for code, task in UNIRAIN.items()}
+TASK_TYPES = {task: RainType(code) for code, task in UNIRAIN.items()}
+
+
+class NoTaskType(Enum):
+    """What a candidate whose task names no rain type has instead of one."""
+    GUESS = "guess"        # a list without tasks ("mixed"): the describer's guess from the input
+    NOT_RAIN = "not-rain"  # haze, snow, ...: rejected as ``not-rain`` without being read
 
 
 @dataclass
@@ -111,11 +118,16 @@ class Candidate:
     input: str
     target: str
     task: str
-    rain_type: str | None  # None: to be guessed from the input ("mixed" lists)
+    rain_type: RainType | NoTaskType
 
     @property
     def key(self) -> str:
         return pair_key(self.input, self.target)
+
+    @property
+    def type_code(self) -> str:
+        """The rain type's code, as the outputs write it: ``""`` while the task gives none."""
+        return self.rain_type.value if isinstance(self.rain_type, RainType) else ""
 
 
 def _source_names(datasets: list[str]) -> list[tuple[str, Path]]:
@@ -139,7 +151,7 @@ def candidates(datasets: list[str], split: str = "train") -> list[Candidate]:
     out: list[Candidate] = []
     for name, root in _source_names(datasets):
         for task, pairs in sorted(discover(root, split).items()):
-            rain_type = TASK_TYPES.get(task, None if task == "mixed" else "")
+            rain_type = TASK_TYPES.get(task, NoTaskType.GUESS if task == "mixed" else NoTaskType.NOT_RAIN)
             for p in pairs:
                 out.append(Candidate(len(out), name, str(p.input.resolve()), str(p.target.resolve()), task,
                                      rain_type))
@@ -152,8 +164,8 @@ class AnalysisCache:
 
     def __init__(self, path: Path, describer: str):
         self.con = sqlite3.connect(path)
-        self.con.execute("CREATE TABLE IF NOT EXISTS analysis (key TEXT PRIMARY KEY, caption TEXT, rain_type TEXT, "
-                         "visual BLOB, thumb BLOB, stats TEXT)")
+        self.con.execute(f"CREATE TABLE IF NOT EXISTS analysis (key TEXT PRIMARY KEY, {Description.SQL_SCHEMA}, "
+                         "stats TEXT)")
         self.describer = describer
 
     def key(self, c: Candidate) -> str:
@@ -167,19 +179,16 @@ class AnalysisCache:
         return "\n".join(parts)
 
     def get(self, key: str) -> PairAnalysis | None:
-        row = self.con.execute("SELECT caption, rain_type, visual, thumb, stats FROM analysis WHERE key = ?",
+        row = self.con.execute(f"SELECT {Description.SQL_COLUMNS}, stats FROM analysis WHERE key = ?",
                                (key,)).fetchone()
         if row is None:
             return None
-        caption, rain_type, visual, thumb, stats = row
-        side = int(round(len(thumb) ** 0.5))
-        return PairAnalysis(Described(caption, rain_type, np.frombuffer(visual, np.float32),
-                                      np.frombuffer(thumb, np.uint8).reshape(side, side)), json.loads(stats))
+        *description, stats = row
+        return PairAnalysis(Description.from_row(*description), json.loads(stats))
 
     def put(self, key: str, a: PairAnalysis) -> None:
         self.con.execute("INSERT OR REPLACE INTO analysis VALUES (?, ?, ?, ?, ?, ?)",
-                         (key, a.query.caption, a.query.rain_type, a.query.visual.astype(np.float32).tobytes(),
-                          np.ascontiguousarray(a.query.thumb).tobytes(), json.dumps(a.stats)))
+                         (key, *a.query.row(), json.dumps(a.stats)))
 
     def commit(self) -> None:
         self.con.commit()
@@ -218,27 +227,8 @@ def _decision(c: Candidate, rain_type: str, reasons: list[str], score: float | N
     return d
 
 
-def _make_judge(settings: DistillSettings, db: LoadedDB) -> Judge:
-    if settings.judge == "builtin":
-        scores = reference_realism(db, settings.k1, settings.k2, settings.k3, settings.realism_sample)
-        return BuiltinJudge(scores, settings.min_realism)
-    if settings.judge == "http":
-        import inspect
-
-        from .http_judge import HttpJudge
-        known = [p for p in inspect.signature(HttpJudge).parameters]
-        unknown = sorted(set(settings.http) - set(known))
-        if "api_key" in unknown:
-            raise ValueError("judge.http: no api_key in config files; put the key in the environment variable "
-                             "named by api_key_env (default MOEWIR_JUDGE_API_KEY)")
-        if unknown:
-            raise ValueError(f"judge.http: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        return HttpJudge(**settings.http)
-    raise ValueError(f"unknown judge {settings.judge!r}; use builtin or http")
-
-
 def _analyses(pending: list[Candidate], cache: AnalysisCache, describer: str, workers: int
-              ) -> Iterator[tuple[Candidate, PairAnalysis | str]]:
+              ) -> Iterator[tuple[Candidate, PairAnalysis | Failure]]:
     """Cached analyses first, then the rest computed by the workers, in order within each."""
     keys = {c.index: cache.key(c) for c in pending}
     todo = []
@@ -251,7 +241,7 @@ def _analyses(pending: list[Candidate], cache: AnalysisCache, describer: str, wo
     by_index = {c.index: c for c in todo}
     jobs = [PairJob(c.index, c.input, c.target) for c in todo]
     for job, result in analyze_pairs(jobs, describer, workers):
-        if not isinstance(result, str):
+        if not isinstance(result, Failure):
             cache.put(keys[job.index], result)
         yield by_index[job.index], result
 
@@ -280,7 +270,7 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
                    "db": str(db_folder), "datasets": datasets}, f, indent=1)
     done = {k: d for k, d in read_decisions(decisions_file).items() if "judge-error" not in d["reasons"]}
     pending = [c for c in all_candidates if c.key not in done]
-    judge = judge or _make_judge(settings, db)
+    judge = judge or JUDGES.get(settings.judge)(settings, db)
     cache = AnalysisCache(out / "cache.sqlite", db.describer)
     bar = tqdm(total=len(all_candidates), initial=len(all_candidates) - len(pending), desc="distill", unit="pair",
                disable=not progress, dynamic_ncols=True)
@@ -295,8 +285,9 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
                 bar.update(len(decisions))
 
             record([_decision(c, "", ["not-rain"], None, f"task {c.task!r} is not a rain type")
-                    for c in pending if c.rain_type == ""])
-            stream = _analyses([c for c in pending if c.rain_type != ""], cache, db.describer, settings.workers)
+                    for c in pending if c.rain_type is NoTaskType.NOT_RAIN])
+            stream = _analyses([c for c in pending if c.rain_type is not NoTaskType.NOT_RAIN], cache, db.describer,
+                               settings.workers)
             while chunk := list(islice(stream, settings.chunk)):
                 record(_decide_chunk(chunk, db, judge, settings))
     finally:
@@ -305,16 +296,16 @@ def run_distill(datasets: list[str], db_folder: str | Path, out: str | Path, set
     return write_outputs(out, all_candidates, read_decisions(decisions_file), settings, db, time.time() - started)
 
 
-def _decide_chunk(chunk: list[tuple[Candidate, PairAnalysis | str]], db: LoadedDB, judge: Judge,
+def _decide_chunk(chunk: list[tuple[Candidate, PairAnalysis | Failure]], db: LoadedDB, judge: Judge,
                   settings: DistillSettings) -> list[dict]:
     thresholds = settings.thresholds
     decided: dict[int, dict] = {}
     passing: list[tuple[Candidate, str, PairAnalysis]] = []
     for c, result in chunk:
-        if isinstance(result, str):
-            decided[c.index] = _decision(c, c.rain_type or "", ["unreadable"], None, result)
+        if isinstance(result, Failure):
+            decided[c.index] = _decision(c, c.type_code, ["unreadable"], None, result.problem)
             continue
-        rain_type = c.rain_type or result.query.rain_type
+        rain_type = result.query.rain_type if c.rain_type is NoTaskType.GUESS else c.rain_type
         problems = pair_problems(result.stats, rain_type, thresholds)
         if problems:
             decided[c.index] = _decision(c, rain_type, problems, None, "", result)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from .. import tables
 from ..data.io import atomic_file
 from .runner import Metric
 
@@ -59,8 +60,7 @@ def markdown_table(table: list[dict], metrics: Sequence[Metric], convention: str
     """Rows grouped by task (models side by side); the best model per task in bold."""
     several = len({r["model"] for r in table}) > 1
     best = {m.name: _best(table, m) for m in metrics}
-    lines = ["| task | model | images | " + " | ".join(_column(m, convention) for m in metrics) + " |",
-             "|---|---|---:|" + "---:|" * len(metrics)]
+    rows = []
     tasks = list(dict.fromkeys(r["task"] for r in table if r["task"] != AVERAGE)) + [AVERAGE]
     for task in tasks:
         for row in (r for r in table if r["task"] == task):
@@ -68,8 +68,9 @@ def markdown_table(table: list[dict], metrics: Sequence[Metric], convention: str
             for m in metrics:
                 text = f"{row[m.name]:.4f}" if m.name == "ssim" else f"{row[m.name]:.2f}"
                 cells.append(f"**{text}**" if several and row[m.name] == best[m.name][task] else text)
-            lines.append(f"| {task} | {row['model']} | {row['images']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            rows.append([task, row["model"], row["images"], *cells])
+    return tables.markdown_table(["task", "model", "images", *(_column(m, convention) for m in metrics)], rows,
+                                 align="llr" + "r" * len(metrics))
 
 
 def write_csv(path: str | Path, rows: Sequence[dict]) -> None:

@@ -32,7 +32,7 @@ from torch import nn
 from ..data.io import atomic_file
 from ..models import model_spec
 
-__all__ = ["export_onnx", "write_onnx", "ExportReport", "onnx_model_bytes", "check_onnx", "check_sizes",
+__all__ = ["export_onnx", "ExportReport", "onnx_model_bytes", "check_onnx", "check_sizes",
            "require_onnx", "OnnxExportError", "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME",
            "MIN_SIZE", "MIN_EXAMPLE_SIZE", "INSTALL_HINT"]
 
@@ -209,7 +209,9 @@ def onnx_model_bytes(network: nn.Module, opset: int = DEFAULT_OPSET,
 
 @dataclass
 class ExportReport:
-    """What :func:`write_onnx` did: the file, its size, the export time and the checks made."""
+    """What :func:`export_onnx` did: the file, its size, the export time and the checks made.
+
+    It stands for its file where a path is expected (``open(report)``, ``Path(report)``)."""
 
     path: Path
     num_bytes: int
@@ -219,11 +221,22 @@ class ExportReport:
     #: ``((height, width), max abs difference)`` per size checked with onnxruntime (batch 2).
     checks: list[tuple[tuple[int, int], float]] = field(default_factory=list)
 
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
 
-def write_onnx(network: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
-               example_size: Sequence[int] = (256, 256), verify: bool = False, atol: float = 1e-3,
-               metadata: dict[str, str] | None = None, optimize: bool = True) -> ExportReport:
-    """:func:`export_onnx`, returning an :class:`ExportReport`."""
+
+def export_onnx(network: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
+                example_size: Sequence[int] = (256, 256), verify: bool = False, atol: float = 1e-3,
+                metadata: dict[str, str] | None = None, optimize: bool = True) -> ExportReport:
+    """Export ``network`` to the ONNX file ``path``; returns an :class:`ExportReport`.
+
+    The model is written to a temporary file beside ``path`` (opened before the export starts,
+    so an unwritable folder fails at once) and renamed into place only when everything
+    succeeded: a failure leaves no file behind. With ``verify``, the model is first run with
+    onnxruntime at :func:`check_sizes` (batch 2) and must match PyTorch within ``atol``
+    (:class:`OnnxExportError` otherwise). ``metadata`` and ``optimize``: see
+    :func:`onnx_model_bytes`.
+    """
     require_onnx(runtime=verify)
     if not atol > 0:
         raise ValueError(f"atol must be positive, got {atol}")
@@ -243,20 +256,6 @@ def write_onnx(network: nn.Module, path: str | os.PathLike, opset: int = DEFAULT
             report.checks.append((size, diff))
         f.write(data)
     return report
-
-
-def export_onnx(network: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
-                example_size: Sequence[int] = (256, 256), verify: bool = False,
-                atol: float = 1e-3, metadata: dict[str, str] | None = None, optimize: bool = True) -> Path:
-    """Export ``network`` to the ONNX file ``path``; returns ``path``.
-
-    The model is written to a temporary file beside ``path`` (opened before the export starts,
-    so an unwritable folder fails at once) and renamed into place only when everything
-    succeeded: a failure leaves no file behind. With ``verify``, the model is first run with
-    onnxruntime at :func:`check_sizes` (batch 2) and must match PyTorch within ``atol``
-    (:class:`OnnxExportError` otherwise). ``optimize``: see :func:`onnx_model_bytes`.
-    """
-    return write_onnx(network, path, opset, example_size, verify, atol, metadata, optimize).path
 
 
 def check_onnx(network: nn.Module, model: str | os.PathLike | bytes, size: Sequence[int],

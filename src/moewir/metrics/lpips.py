@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-__all__ = ["LPIPS", "lpips", "alexnet_features", "vgg16_features"]
+from ..registry import Registry
+
+__all__ = ["LPIPS", "lpips", "alexnet_features", "vgg16_features", "BACKBONES"]
 
 # LPIPS' ScalingLayer: the [-1, 1] input is shifted and scaled to the ImageNet statistics.
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -59,11 +61,10 @@ def vgg16_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-# net -> (backbone builder, indices of the tapped ReLUs, their channels, smallest usable side)
-_NETS = {
-    "alex": (alexnet_features, (1, 4, 7, 9, 11), (64, 192, 384, 256, 256), 31),  # relu1 .. relu5
-    "vgg": (vgg16_features, (3, 8, 15, 22, 29), (64, 128, 256, 512, 512), 16),  # relu1_2 .. relu5_3
-}
+#: net -> (backbone builder, indices of the tapped ReLUs, their channels, smallest usable side)
+BACKBONES: Registry[tuple] = Registry("LPIPS backbone")
+BACKBONES.register("alex", (alexnet_features, (1, 4, 7, 9, 11), (64, 192, 384, 256, 256), 31))  # relu1 .. relu5
+BACKBONES.register("vgg", (vgg16_features, (3, 8, 15, 22, 29), (64, 128, 256, 512, 512), 16))  # relu1_2 .. relu5_3
 
 
 class _Linear(nn.Module):
@@ -130,9 +131,7 @@ class LPIPS(nn.Module):
 
     def __init__(self, net: str = "alex"):
         super().__init__()
-        if net not in _NETS:
-            raise ValueError(f"unknown LPIPS backbone {net!r}; expected one of {sorted(_NETS)}")
-        build, self.taps, channels, self.min_size = _NETS[net]
+        build, self.taps, channels, self.min_size = BACKBONES.get(net)
         self.net = net
         self.features = build()
         for k, c in enumerate(channels):

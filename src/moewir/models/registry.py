@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from ..registry import Registry
+
 __all__ = ["register_model", "build_model", "list_models", "model_config", "recorded_config",
            "config_from_dict"]
 
@@ -24,7 +26,7 @@ class _Entry:
     legacy: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: Registry[_Entry] = Registry("model", unknown="unknown model {names}; registered models: {known}", sort=True)
 
 
 def register_model(name: str, builder: Callable[..., nn.Module], config: dict[str, Any],
@@ -34,21 +36,16 @@ def register_model(name: str, builder: Callable[..., nn.Module], config: dict[st
     ``legacy`` maps fields whose default changed to the value a config recorded before the
     field existed stands for (see :func:`recorded_config`).
     """
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = _Entry(builder, dict(config), dict(legacy or {}))
+    _REGISTRY.register(name, _Entry(builder, dict(config), dict(legacy or {})))
 
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def _entry(name: str) -> _Entry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+    return _REGISTRY.get(name)
 
 
 def model_config(name: str, **overrides: Any) -> dict[str, Any]:

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from ..registry import Registry
+
 __all__ = ["LUMA_CONVENTIONS", "luma"]
 
 #: convention -> ((wR, wG, wB), offset, divisor); see the module docstring.
-LUMA_CONVENTIONS = {
-    "bt601-studio": ((65.481, 128.553, 24.966), 16.0, 255.0),
-    "bt601-full": ((0.299, 0.587, 0.114), 0.0, 1.0),
-    "matlab-rgb2gray": ((0.298936021293775, 0.587043074451121, 0.114020904255103), 0.0, 1.0),
-}
+LUMA_CONVENTIONS: Registry[tuple[tuple[float, float, float], float, float]] = Registry("luma convention")
+LUMA_CONVENTIONS.register("bt601-studio", ((65.481, 128.553, 24.966), 16.0, 255.0))
+LUMA_CONVENTIONS.register("bt601-full", ((0.299, 0.587, 0.114), 0.0, 1.0))
+LUMA_CONVENTIONS.register("matlab-rgb2gray", ((0.298936021293775, 0.587043074451121, 0.114020904255103), 0.0, 1.0))
 
 Image = TypeVar("Image")  # a torch tensor or a numpy array; the result has the same type
 
@@ -39,11 +40,9 @@ def luma(image: Image, convention: str, *, channel_axis: int = -3, peak: float =
     ``channel_axis=-3`` for ``(..., 3, H, W)`` tensors, ``-1`` for ``H x W x 3`` arrays; works on
     numpy arrays and torch tensors alike, in their own dtype. Conventions: module docstring.
     """
-    if convention not in LUMA_CONVENTIONS:
-        raise ValueError(f"unknown luma convention {convention!r}; known: {', '.join(LUMA_CONVENTIONS)}")
+    (wr, wg, wb), offset, divisor = LUMA_CONVENTIONS.get(convention)
     if image.shape[channel_axis] != 3:
         raise ValueError(f"luma needs 3 channels on axis {channel_axis}, got shape {tuple(image.shape)}")
-    (wr, wg, wb), offset, divisor = LUMA_CONVENTIONS[convention]
     lead = (slice(None),) * (channel_axis % image.ndim)
     r, g, b = (image[lead + (c,)] for c in range(3))
     return (wr * r + wg * g + wb * b + offset * peak) / divisor

@@ -136,9 +136,7 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
     An unreadable photo raises :class:`ImageReadError` (from worker processes too); with
     ``skip_bad`` it is left out and passed to ``on_skip``.
     """
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown synthesis task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+    TASKS.require(tasks)
     if not 0.0 < split <= 1.0:
         raise ValueError(f"--split must be in (0, 1], got {split}")
     if not 0.0 <= severity[0] <= severity[1] <= 1.0:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..registry import Registry
 from . import weather
 
 __all__ = ["Recipe", "TASKS", "synthesize", "task_seed"]
@@ -25,16 +26,16 @@ class Recipe:
     weather: tuple[Step, ...]
 
 
-TASKS: dict[str, Recipe] = {
-    "haze": Recipe((), (weather.haze,)),
-    "rain": Recipe((), (weather.rain,)),
-    "snow": Recipe((), (weather.snow,)),
-    "raindrop": Recipe((), (weather.raindrop,)),
-    "nightrain": Recipe((weather.night,), (weather.rain, weather.sensor_noise)),
-    "nightraindrop": Recipe((weather.night,), (weather.raindrop, weather.sensor_noise)),
-    "rain+haze": Recipe((), (weather.haze, weather.rain)),
-    "snow+haze": Recipe((), (weather.haze, weather.snow)),
-}
+#: Task name -> its recipe; the names ``moewir synth --tasks`` takes.
+TASKS: Registry[Recipe] = Registry("synthesis task")
+TASKS.register("haze", Recipe((), (weather.haze,)))
+TASKS.register("rain", Recipe((), (weather.rain,)))
+TASKS.register("snow", Recipe((), (weather.snow,)))
+TASKS.register("raindrop", Recipe((), (weather.raindrop,)))
+TASKS.register("nightrain", Recipe((weather.night,), (weather.rain, weather.sensor_noise)))
+TASKS.register("nightraindrop", Recipe((weather.night,), (weather.raindrop, weather.sensor_noise)))
+TASKS.register("rain+haze", Recipe((), (weather.haze, weather.rain)))
+TASKS.register("snow+haze", Recipe((), (weather.haze, weather.snow)))
 
 
 def task_seed(seed: int, image_index: int, task: str, sample: int) -> np.random.SeedSequence:
@@ -48,12 +49,10 @@ def synthesize(clean: np.ndarray, task: str, rng: np.random.Generator | int, sev
 
     ``depth`` (``H x W``, larger = farther) replaces the haze generator's depth proxy.
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown synthesis task {task!r}; known: {', '.join(TASKS)}")
+    recipe = TASKS.get(task)
     if not 0.0 <= severity <= 1.0:
         raise ValueError(f"severity must be in [0, 1], got {severity}")
     rng = np.random.default_rng(rng)
-    recipe = TASKS[task]
     scene: dict = {}
     params: dict = {"task": task, "severity": float(severity)}
     target = clean.astype(np.float32)

@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 
 from ..data.io import atomic_file
+from ..registry import Registry
+from ..tables import markdown_table
 from .config import apply_overrides
 from .trainer import Trainer
 
@@ -31,23 +33,23 @@ def _routing(encoder: str, decoder: str) -> dict[str, str]:
             "model.decoder_routing": decoder, "model.refinement_routing": decoder}
 
 
-STUDIES: dict[str, dict[str, dict[str, Any]]] = {
-    "routing": {
-        "no-moe": _routing("none", "none"),
-        "soft-encoder": _routing("soft", "none"),
-        "hard-decoder": _routing("none", "hard"),
-        "soft-encoder+hard-decoder": _routing("soft", "hard"),
-    },
-    "experts": {
-        "channel": {"model.experts": ["channel"]},
-        "channel+spatial": {"model.experts": ["channel", "spatial"]},
-        "channel+frequency": {"model.experts": ["channel", "frequency"]},
-        "channel+spatial+frequency": {"model.experts": ["channel", "spatial", "frequency"]},
-    },
-    "weighting": {name: {"weighting": {"name": name}} for name in
-                  ("equal", "rci", "ori", "unirain", "dwa", "uncertainty")},
-    "topk": {f"k={k}%": {"model.topk_ratio": k / 100} for k in (50, 60, 70, 80, 90)},
-}
+#: Study name -> its variants: variant name -> config overrides (dotted keys).
+STUDIES: Registry[dict[str, dict[str, Any]]] = Registry("ablation study")
+STUDIES.register("routing", {
+    "no-moe": _routing("none", "none"),
+    "soft-encoder": _routing("soft", "none"),
+    "hard-decoder": _routing("none", "hard"),
+    "soft-encoder+hard-decoder": _routing("soft", "hard"),
+})
+STUDIES.register("experts", {
+    "channel": {"model.experts": ["channel"]},
+    "channel+spatial": {"model.experts": ["channel", "spatial"]},
+    "channel+frequency": {"model.experts": ["channel", "frequency"]},
+    "channel+spatial+frequency": {"model.experts": ["channel", "spatial", "frequency"]},
+})
+STUDIES.register("weighting", {name: {"weighting": {"name": name}} for name in
+                               ("equal", "rci", "ori", "unirain", "dwa", "uncertainty")})
+STUDIES.register("topk", {f"k={k}%": {"model.topk_ratio": k / 100} for k in (50, 60, 70, 80, 90)})
 
 
 def _finished(folder: Path, iterations: int) -> dict | None:
@@ -62,17 +64,16 @@ def _finished(folder: Path, iterations: int) -> dict | None:
 def run_study(config: dict[str, Any], study: str, iterations: int | None = None,
               variants: list[str] | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Train every variant of ``study``; returns one row per variant (validation per task)."""
-    if study not in STUDIES:
-        raise ValueError(f"unknown ablation study {study!r}; known: {', '.join(STUDIES)}")
-    chosen = variants or list(STUDIES[study])
-    unknown = [v for v in chosen if v not in STUDIES[study]]
+    known_variants = STUDIES.get(study)
+    chosen = variants or list(known_variants)
+    unknown = [v for v in chosen if v not in known_variants]
     if unknown:
-        raise ValueError(f"study {study!r} has no variant(s) {', '.join(unknown)}; known: {', '.join(STUDIES[study])}")
+        raise ValueError(f"study {study!r} has no variant(s) {', '.join(unknown)}; known: {', '.join(known_variants)}")
     iterations = iterations or config["schedule"]["iterations"]
     group = f"{config['name']}_ablate_{study}"
     rows = []
     for variant in chosen:
-        overrides = dict(STUDIES[study][variant])
+        overrides = dict(known_variants[variant])
         weighting = overrides.pop("weighting", None)
         cfg = apply_overrides(config, {"name": f"{group}/{variant}", "schedule.iterations": iterations, **overrides})
         if weighting:
@@ -110,13 +111,14 @@ def results_table(rows: list[dict[str, Any]], study: str, config: dict[str, Any]
     tasks = sorted({t for row in rows for t in row["validation"]})
     val = config["val"]
     convention = f"{'Y' if val['y_channel'] else 'RGB'}, crop {val['crop_border']}"
-    lines = [f"Ablation `{study}` ({rows[0]['iterations'] if rows else 0} iterations each; PSNR dB / SSIM on {convention})",
-             "", "| variant | " + " | ".join(tasks) + " | mean PSNR | worst PSNR |",
-             "|---|" + "---:|" * (len(tasks) + 2)]
+    body = []
     for row in rows:
         v = row["validation"]
         cells = [f"{v[t]['psnr']:.2f} / {v[t]['ssim']:.4f}" if t in v else "-" for t in tasks]
         values = [v[t]["psnr"] for t in tasks if t in v]
-        lines.append(f"| {row['variant']} | " + " | ".join(cells) +
-                     f" | {sum(values) / max(len(values), 1):.2f} | {min(values, default=float('nan')):.2f} |")
-    return "\n".join(lines)
+        body.append([row["variant"], *cells, f"{sum(values) / max(len(values), 1):.2f}",
+                     f"{min(values, default=float('nan')):.2f}"])
+    title = (f"Ablation `{study}` ({rows[0]['iterations'] if rows else 0} iterations each; "
+             f"PSNR dB / SSIM on {convention})")
+    table = markdown_table(["variant", *tasks, "mean PSNR", "worst PSNR"], body, align="l" + "r" * (len(tasks) + 2))
+    return title + "\n\n" + table

@@ -20,11 +20,13 @@ Strategies (``docs/training.md`` has the formulas and the choices):
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..registry import Registry
 
 __all__ = ["TaskWeighting", "Equal", "ConvergenceIndex", "UniRain", "DWA", "Uncertainty", "WEIGHTINGS",
            "create_weighting", "softmax"]
@@ -306,21 +308,20 @@ class Uncertainty(TaskWeighting):
         return sum(precision[i] * losses[t] + self.log_vars[i] for i, t in enumerate(self.tasks))
 
 
-WEIGHTINGS = {
-    "equal": Equal,
-    "rci": lambda tasks, **kw: ConvergenceIndex(tasks, use_aci=False, **kw),
-    "ori": lambda tasks, **kw: ConvergenceIndex(tasks, use_aci=True, **kw),
-    "unirain": UniRain,
-    "dwa": DWA,
-    "uncertainty": Uncertainty,
-}
+#: Strategy name -> ``builder(tasks, **options) -> TaskWeighting`` (the ``weighting.name`` of a config).
+WEIGHTINGS: Registry[Callable[..., TaskWeighting]] = Registry("weighting")
+WEIGHTINGS.register("equal", Equal)
+WEIGHTINGS.register("rci", lambda tasks, **kw: ConvergenceIndex(tasks, use_aci=False, **kw))
+WEIGHTINGS.register("ori", lambda tasks, **kw: ConvergenceIndex(tasks, use_aci=True, **kw))
+WEIGHTINGS.register("unirain", UniRain)
+WEIGHTINGS.register("dwa", DWA)
+WEIGHTINGS.register("uncertainty", Uncertainty)
 
 
 def create_weighting(name: str, tasks: Sequence[str], **options: Any) -> TaskWeighting:
     """Build a strategy by name; unknown names or options give one clear error."""
-    if name not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {name!r}; known: {', '.join(WEIGHTINGS)}")
+    build = WEIGHTINGS.get(name)
     try:
-        return WEIGHTINGS[name](list(tasks), **options)
+        return build(list(tasks), **options)
     except TypeError as exc:
         raise ValueError(f"weighting {name!r}: bad options {sorted(options)} ({exc})") from None
