@@ -7,7 +7,7 @@ import math
 
 def cosine_with_warmup(iterations: int, warmup: int, base_lr: float, min_lr: float):
     """LR multiplier: linear from ``1/warmup`` to 1 over ``warmup`` steps, then cosine to
-    ``min_lr / base_lr`` at ``iterations``: the closed form ``moewir.training.trainer.build_scheduler`` follows."""
+    ``min_lr / base_lr`` at ``iterations``: the closed form ``moewir.training.optim.build_scheduler`` follows."""
     floor = min_lr / base_lr
 
     def factor(step: int) -> float:

@@ -7,11 +7,13 @@ import pytest
 import moewir
 from moewir.distill.analysis import DESCRIBERS, make_describer
 from moewir.distill.judges import JUDGES
+from moewir.evaluation.runner import METRICS, build_metrics
 from moewir.metrics.lpips import BACKBONES, LPIPS
 from moewir.ops.color import LUMA_CONVENTIONS, luma
 from moewir.registry import Registry, UnknownNameError
 from moewir.synth.tasks import TASKS, synthesize
 from moewir.training.ablation import STUDIES, run_study
+from moewir.training.optim import OPTIMIZERS
 from moewir.training.weighting import WEIGHTINGS, create_weighting
 
 
@@ -77,6 +79,8 @@ def test_unknown_names_list_the_valid_ones():
     (JUDGES, {"builtin", "http"}),
     (LUMA_CONVENTIONS, {"bt601-studio", "bt601-full", "matlab-rgb2gray"}),
     (BACKBONES, {"alex", "vgg"}),
+    (METRICS, {"psnr", "ssim", "niqe", "lpips"}),
+    (OPTIMIZERS, {"adam", "adamw"}),
 ])
 def test_real_registries(registry, known):
     assert set(registry.names()) == known
@@ -103,6 +107,7 @@ def test_models_unknown_name_keeps_its_wording():
     (lambda: make_describer("blip"), "unknown describer 'blip'; known: builtin, clip"),
     (lambda: luma(np.zeros((3, 2, 2)), "rec709"), "unknown luma convention 'rec709'; known: bt601"),
     (lambda: LPIPS("squeeze"), "unknown LPIPS backbone 'squeeze'; known: alex, vgg"),
+    (lambda: build_metrics(["psnr", "fid", "kid"]), "unknown metric(s) 'fid', 'kid'; known: psnr, ssim, niqe, lpips"),
 ])
 def test_callers_raise_the_registry_error(call, message):
     with pytest.raises(UnknownNameError) as info:
@@ -116,3 +121,10 @@ def test_describer_specs():
         make_describer("builtin:extra")
     with pytest.raises(ValueError, match="clip:<folder>"):
         make_describer("clip")
+
+
+def test_build_metrics_keeps_the_table_order():
+    assert [m.name for m in build_metrics(["psnr", "ssim"])] == ["psnr", "ssim"]
+    assert [m.name for m in build_metrics(["ssim", "niqe"])] == ["psnr", "ssim", "niqe"]
+    with pytest.raises(ValueError, match="LPIPS needs local weights"):
+        build_metrics(["lpips"])

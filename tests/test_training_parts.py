@@ -16,7 +16,8 @@ from moewir.data import write_image
 from moewir.evaluation import aggregate, evaluate, fidelity_metrics
 from moewir.training.config import (DEFAULTS, ScheduleConfig, TrainingConfig, config_dict, load_config,
                                     training_config)
-from moewir.training.trainer import Trainer, build_model_and_ema, build_scheduler, load_scheduler_state
+from moewir.training.optim import build_scheduler, load_scheduler_state
+from moewir.training.trainer import Trainer, build_model_and_ema
 from schedules import cosine_with_warmup
 
 

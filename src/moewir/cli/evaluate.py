@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..evaluation.runner import METRICS
 from ..metrics.lpips import BACKBONES
 from .options import add_device_options
 
@@ -20,8 +21,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default="test", help="split of a WeatherBench-layout dataset (default test)")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (default: all found)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N images per task")
-    p.add_argument("--metrics", nargs="+", default=["psnr", "ssim"], metavar="M",
-                   help="psnr ssim (default), niqe, lpips")
+    p.add_argument("--metrics", nargs="+", default=["psnr", "ssim"], choices=METRICS.names(), metavar="M",
+                   help="psnr ssim (default, always reported together), niqe, lpips")
     p.add_argument("--rgb", action="store_true", help="PSNR/SSIM on RGB (default: on Y, BT.601, as papers report)")
     p.add_argument("--crop-border", type=int, default=0, metavar="PX", help="pixels removed on every side (default 0)")
     p.add_argument("--lpips-backbone", metavar="FILE", help="local AlexNet/VGG16 weights for LPIPS (never downloaded)")

@@ -16,8 +16,9 @@ from tqdm import tqdm
 from ..data.io import read_image, write_image
 from ..data.layouts import Pair
 from ..metrics import psnr, ssim
+from ..registry import Registry
 
-__all__ = ["Metric", "fidelity_metrics", "build_metrics", "evaluate", "evaluate_tensors", "score", "Restore"]
+__all__ = ["Metric", "METRICS", "fidelity_metrics", "build_metrics", "evaluate", "evaluate_tensors", "score", "Restore"]
 
 #: A restorer as the evaluation sees it: float ``H x W x 3`` in [0, 1] -> the same.
 Restore = Callable[[np.ndarray], np.ndarray]
@@ -39,28 +40,44 @@ def fidelity_metrics(crop_border: int = 0, y_channel: bool = True) -> list[Metri
             Metric("ssim", lambda out, tgt: ssim(out, tgt, **kw).item())]
 
 
+def _niqe(crop_border: int, y_channel: bool, lpips_files) -> list[Metric]:
+    from ..metrics import niqe
+
+    return [Metric("niqe", lambda out, tgt: niqe(out[0].permute(1, 2, 0).numpy(), crop_border=crop_border,
+                                                 y_channel=y_channel), higher_is_better=False)]
+
+
+def _lpips(crop_border: int, y_channel: bool, lpips_files) -> list[Metric]:
+    if lpips_files is None:
+        raise ValueError("LPIPS needs local weights: --lpips-backbone FILE and --lpips-linear FILE "
+                         "(nothing is downloaded; see docs/metrics.md)")
+    from ..metrics import LPIPS, lpips
+
+    model = LPIPS.from_files(*lpips_files)
+    return [Metric("lpips", lambda out, tgt: lpips(out, tgt, model).item(), higher_is_better=False)]
+
+
+def _fidelity(crop_border: int, y_channel: bool, lpips_files) -> list[Metric]:
+    return fidelity_metrics(crop_border, y_channel)
+
+
+#: ``moewir eval --metrics`` name -> ``builder(crop_border, y_channel, lpips_files)``; ``psnr``
+#: and ``ssim`` are one builder (always reported together).
+METRICS: Registry[Callable[..., list[Metric]]] = Registry("metric")
+METRICS.register("psnr", _fidelity)
+METRICS.register("ssim", _fidelity)
+METRICS.register("niqe", _niqe)
+METRICS.register("lpips", _lpips)
+
+
 def build_metrics(names: Sequence[str], crop_border: int = 0, y_channel: bool = True,
                   lpips_files: tuple[str, str, str] | None = None) -> list[Metric]:
-    """Metrics by name: ``psnr`` and ``ssim`` (always together), ``niqe`` (no-reference, on the
-    output) and ``lpips`` (needs ``lpips_files = (backbone, linear, net)``, local files only)."""
-    unknown = sorted(set(names) - {"psnr", "ssim", "niqe", "lpips"})
-    if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from psnr, ssim, niqe, lpips")
-    metrics = fidelity_metrics(crop_border, y_channel)
-    if "niqe" in names:
-        from ..metrics import niqe
-
-        metrics.append(Metric("niqe", lambda out, tgt: niqe(out[0].permute(1, 2, 0).numpy(), crop_border=crop_border,
-                                                           y_channel=y_channel), higher_is_better=False))
-    if "lpips" in names:
-        if lpips_files is None:
-            raise ValueError("LPIPS needs local weights: --lpips-backbone FILE and --lpips-linear FILE "
-                             "(nothing is downloaded; see docs/metrics.md)")
-        from ..metrics import LPIPS, lpips
-
-        model = LPIPS.from_files(*lpips_files)
-        metrics.append(Metric("lpips", lambda out, tgt: lpips(out, tgt, model).item(), higher_is_better=False))
-    return metrics
+    """Metrics by name (:data:`METRICS`): ``psnr`` and ``ssim`` (always, together), ``niqe``
+    (no-reference, on the output) and ``lpips`` (needs ``lpips_files = (backbone, linear, net)``,
+    local files only); in the table's order, fidelity first."""
+    METRICS.require(names)
+    builders = dict.fromkeys(builder for name, builder in METRICS.items() if name in {"psnr", *names})
+    return [metric for builder in builders for metric in builder(crop_border, y_channel, lpips_files)]
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type
 
 from ..models.registry import config_from_dict
 from ..yamlfiles import read_yaml_mapping
+from .optim import OPTIMIZERS
 
 __all__ = ["TrainingConfig", "DatasetsConfig", "TrainDataConfig", "ValDataConfig", "LossConfig", "OptimConfig",
            "ScheduleConfig", "TrainOptions", "ValConfig", "LogConfig", "DistributedConfig", "DEFAULTS",
@@ -92,7 +93,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    type: Literal["adam", "adamw"] = "adam"
+    type: str = _key("adam", lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS.names())}")
     lr: float = _key(2e-4, lambda v: v > 0, "a positive number")
     betas: tuple[float, float] = _key((0.9, 0.999), lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)")
     weight_decay: float = _key(0.0, _count, "a non-negative number")

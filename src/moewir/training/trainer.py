@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import shutil
 import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -32,13 +30,13 @@ from ..ops.tiling import tiled_forward
 from . import distributed
 from .checkpoint import (latest_checkpoint, load_state, newest_intact_checkpoint, prune_checkpoints, remove_orphans,
                          save_checkpoint)
-from .config import DatasetsConfig, OptimConfig, ScheduleConfig, TrainingConfig, config_dict, training_config
+from .config import DatasetsConfig, TrainingConfig, config_dict, training_config
 from .logs import close_logs, file_logger, init_loggers
 from .losses import CompositeLoss
+from .optim import build_optimizer, build_scheduler, load_scheduler_state
 from .weighting import create_weighting
 
-__all__ = ["Trainer", "build_device", "find_resume_point", "build_dataloaders", "build_model_and_ema",
-           "build_optimizer", "build_scheduler", "amp_dtype"]
+__all__ = ["Trainer", "build_device", "find_resume_point", "build_dataloaders", "build_model_and_ema", "amp_dtype"]
 
 
 # --- the parts, each built by one function -----------------------------------------------------
@@ -116,39 +114,6 @@ def build_model_and_ema(model: dict[str, Any], ema: float, device: torch.device
     average = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(ema)).eval().requires_grad_(False)
     average.update_parameters(network)  # the first update copies: every later one averages
     return network, average
-
-
-def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
-    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optim.type]
-    return kind(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LRScheduler:
-    """Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then cosine to
-    ``min_lr`` at ``iterations`` (torch's ``LinearLR`` and ``CosineAnnealingLR`` in a
-    ``SequentialLR``; the closed form of tests/schedules.py to rounding)."""
-    cosine = CosineAnnealingLR(optimizer, T_max=max(1, schedule.iterations - schedule.warmup), eta_min=schedule.min_lr)
-    if not schedule.warmup:
-        return cosine
-    warmup = LinearLR(optimizer, start_factor=1 / schedule.warmup, total_iters=max(1, schedule.warmup - 1))
-    return SequentialLR(optimizer, [warmup, cosine], milestones=[schedule.warmup])
-
-
-def load_scheduler_state(scheduler: LRScheduler, state: dict, optimizer: torch.optim.Optimizer,
-                         schedule: ScheduleConfig) -> LRScheduler:
-    """``scheduler`` at a checkpoint's state. A checkpoint of the versions that kept the
-    schedule in a ``LambdaLR`` is replayed: a fresh scheduler stepped to its iteration."""
-    if "lr_lambdas" not in state:
-        scheduler.load_state_dict(state)
-        return scheduler
-    for group in optimizer.param_groups:
-        group["lr"] = group["initial_lr"]
-    scheduler = build_scheduler(optimizer, schedule)
-    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose
-        warnings.simplefilter("ignore", UserWarning)
-        for _ in range(state["last_epoch"]):
-            scheduler.step()
-    return scheduler
 
 
 def amp_dtype(amp: str, device: torch.device, log) -> torch.dtype | None:

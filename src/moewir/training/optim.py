@@ -1,0 +1,53 @@
+"""The optimiser and the learning-rate schedule of a training run, built from ``optim`` and
+``schedule`` (``OPTIMIZERS`` is the table ``optim.type`` picks from)."""
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from .config import OptimConfig, ScheduleConfig
+
+__all__ = ["OPTIMIZERS", "build_optimizer", "build_scheduler", "load_scheduler_state"]
+
+#: ``optim.type`` -> a torch optimiser taking ``lr``, ``betas`` and ``weight_decay``.
+OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.register("adam", torch.optim.Adam)
+OPTIMIZERS.register("adamw", torch.optim.AdamW)
+
+
+def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
+    return OPTIMIZERS.get(optim.type)(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LRScheduler:
+    """Linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup`` steps, then cosine to
+    ``min_lr`` at ``iterations`` (torch's ``LinearLR`` and ``CosineAnnealingLR`` in a
+    ``SequentialLR``; the closed form of tests/schedules.py to rounding)."""
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, schedule.iterations - schedule.warmup), eta_min=schedule.min_lr)
+    if not schedule.warmup:
+        return cosine
+    warmup = LinearLR(optimizer, start_factor=1 / schedule.warmup, total_iters=max(1, schedule.warmup - 1))
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[schedule.warmup])
+
+
+def load_scheduler_state(scheduler: LRScheduler, state: dict, optimizer: torch.optim.Optimizer,
+                         schedule: ScheduleConfig) -> LRScheduler:
+    """``scheduler`` at a checkpoint's state. A checkpoint of the versions that kept the
+    schedule in a ``LambdaLR`` is replayed: a fresh scheduler stepped to its iteration."""
+    if "lr_lambdas" not in state:
+        scheduler.load_state_dict(state)
+        return scheduler
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"]
+    scheduler = build_scheduler(optimizer, schedule)
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(state["last_epoch"]):
+            scheduler.step()
+    return scheduler
