@@ -51,6 +51,10 @@ VARIANTS: dict[str, list[str]] = {
     "moewirnet-tiny-ffn2.66": ["model.name=moewirnet-tiny", "model.ffn_expansion=2.66"],
     # The FFN's share at the same compute: narrower (dim 18) with a 3.5x FFN, 7.5 GMACs @256.
     "moewirnet-tiny-d18-ffn3.5": ["model.name=moewirnet-tiny", "model.dim=18", "model.ffn_expansion=3.5"],
+    # Which expert makes the early dips (global offsets): without the frequency expert (8.3 GMACs),
+    # channel attention alone (9.4 GMACs: it costs more per channel than the others).
+    "moewirnet-tiny-nofreq": ["model.name=moewirnet-tiny", "model.experts=[channel,spatial]"],
+    "moewirnet-tiny-channel": ["model.name=moewirnet-tiny", "model.experts=[channel]"],
     "moewirnet-tiny-ori": ["model.name=moewirnet-tiny", "weighting.name=ori"],
     "moewirnet-tiny-ori-smoothed": ["model.name=moewirnet-tiny", "weighting.name=ori",
                                     "weighting.smoothing=0.95"],
