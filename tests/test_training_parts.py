@@ -17,7 +17,7 @@ from moewir.evaluation import aggregate, evaluate, fidelity_metrics
 from moewir.training.config import (DEFAULTS, ScheduleConfig, TrainingConfig, config_dict, load_config,
                                     training_config)
 from moewir.training.optim import build_scheduler, load_scheduler_state
-from moewir.training.trainer import Trainer, build_model_and_ema
+from moewir.training.trainer import Trainer, build_model_and_ema, pick_pairs
 from schedules import cosine_with_warmup
 
 
@@ -79,6 +79,7 @@ def test_defaults_are_read_off_the_dataclasses():
     ("loss.freq_norm", "l2", "'loss.freq_norm' must be one of backward, ortho, forward"),
     ("val.tile", 0, "'val.tile' must be null or a positive integer, got 0"),
     ("device", None, "'device' must be a string, got None"),
+    ("datasets.val.pick", "random", "'datasets.val.pick' must be one of ('first', 'spread'), got 'random'"),
 ])
 def test_a_wrong_type_fails_when_the_file_is_loaded(tmp_path, dataset, key, value, message):
     with pytest.raises(ValueError, match=re.escape(f"config key {message}")):
@@ -107,6 +108,34 @@ def test_every_key_has_its_type_in_the_docs():
     text = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
     missing = [key for key in _keys(TrainingConfig) if f"| `{key}` |" not in text]
     assert not missing
+
+
+# --- validation pairs -----------------------------------------------------------------------
+def test_spread_validation_reaches_every_photo_of_a_sorted_test_split():
+    # five photos with six variants each, sorted by name as discover() returns them
+    pairs = [f"photo{p}_{v:02d}" for p in range(5) for v in range(6)]
+    assert pick_pairs(pairs, 6, "first") == [f"photo0_{v:02d}" for v in range(6)]
+    assert pick_pairs(pairs, 6, "spread") == ["photo0_00", "photo0_05", "photo1_04", "photo2_03", "photo3_02",
+                                              "photo4_01"]
+    assert pick_pairs(pairs, 5, "spread") == [f"photo{p}_00" for p in range(5)]
+    assert pick_pairs(pairs, None, "spread") == pairs and pick_pairs(pairs, 40, "first") == pairs
+    assert pick_pairs(pairs[:3], 1, "spread") == ["photo0_00"]
+
+
+def test_the_trainer_validates_on_the_picked_pairs(tmp_path):
+    rng = np.random.default_rng(2)
+    for split in ("train", "test"):
+        for i in range(4):
+            clean = rng.uniform(0.2, 0.8, (36, 44, 3))
+            write_image(tmp_path / "data" / split / "RAIN" / "input" / f"{i}.png", 0.7 * clean + 0.25)
+            write_image(tmp_path / "data" / split / "RAIN" / "target" / f"{i}.png", clean)
+    names = {}
+    for pick in ("first", "spread"):
+        (tmp_path / pick).mkdir()
+        trainer = Trainer(load_config(_file(tmp_path / pick, tmp_path / "data"),
+                                      {"datasets.val.max_per_task": 2, "datasets.val.pick": pick}), progress=False)
+        names[pick] = [Path(p.input).name for p in trainer.val_pairs["rain"]]
+    assert names == {"first": ["0.png", "1.png"], "spread": ["0.png", "2.png"]}
 
 
 # --- EMA -------------------------------------------------------------------------------------

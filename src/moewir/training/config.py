@@ -64,6 +64,9 @@ class TrainDataConfig:
     skip_bad: bool = False
 
 
+VAL_PICKS = ("first", "spread")
+
+
 @dataclass(frozen=True)
 class ValDataConfig:
     """``datasets.val``."""
@@ -71,7 +74,11 @@ class ValDataConfig:
     split: str = "test"
     tasks: tuple[str, ...] | None = _key(None, what="null or a list of task names")
     center_crop: int | None = _key(256, lambda v: v is None or v >= 1, "null or a positive integer")  # null: full
-    max_per_task: int | None = _key(None, lambda v: v is None or v >= 1, "null or a positive integer")  # first N
+    max_per_task: int | None = _key(None, lambda v: v is None or v >= 1, "null or a positive integer")
+    #: Which ``max_per_task`` pairs: the ``first`` N by name, or N ``spread`` evenly over the sorted
+    #: list (a test split sorted by name holds each source photo's variants side by side, so the
+    #: first N can all be one photo).
+    pick: str = _key("first", lambda v: v in VAL_PICKS, f"one of {VAL_PICKS}")
 
 
 @dataclass(frozen=True)

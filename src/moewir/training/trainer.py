@@ -85,7 +85,17 @@ def _val_pairs(data: DatasetsConfig) -> dict[str, list]:
             raise
         return {}  # no validation split next to the training data: validation is skipped
     pairs = select_tasks(found, val.tasks, root)
-    return {t: (p[:val.max_per_task] if val.max_per_task else p) for t, p in sorted(pairs.items())}
+    return {t: pick_pairs(p, val.max_per_task, val.pick) for t, p in sorted(pairs.items())}
+
+
+def pick_pairs(pairs: list, limit: int | None, how: str = "first") -> list:
+    """``limit`` of ``pairs`` (all when ``None``): the first ones, or ``spread`` evenly
+    (indices ``i * len // limit``), which reaches every part of a list sorted by name."""
+    if not limit or limit >= len(pairs):
+        return list(pairs)
+    if how == "first":
+        return list(pairs[:limit])
+    return [pairs[i * len(pairs) // limit] for i in range(limit)]
 
 
 def build_dataloaders(data: DatasetsConfig, seed: int, rank: int, start: int
