@@ -115,6 +115,93 @@ def test_tiled_moewirnet_is_close_to_untiled():
     assert 10 * np.log10(1 / np.mean((tiled - whole) ** 2)) > 30  # global channel attention: close, not equal
 
 
+class Counting(LocalConv):
+    """:class:`LocalConv` that records the size of every window it restores."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+def test_auto_tile_restores_in_one_pass_when_the_budget_allows():
+    from moewir.inference.memory import UNKNOWN_BYTES_PER_PIXEL
+    assert UNKNOWN_BYTES_PER_PIXEL == 16000  # the hand numbers below use it
+    net = Counting()
+    image = np.random.default_rng(3).random((150, 203, 3), dtype=np.float32)
+    whole = Restorer(net, device="cpu", tile=None).restore(image)
+    # 150 * 203 px * 16000 B = 487.2 MB: a 500 MB budget fits the image, one pass
+    net.calls.clear()
+    auto = Restorer(net, device="cpu", tile="auto", tile_overlap=16, memory_budget=500_000_000)
+    np.testing.assert_array_equal(auto.restore(image), whole)
+    assert net.calls == [(150, 203)]
+    # 100 MB: sqrt(100e6 / 16000) = 79.06 -> 72-px tiles
+    net.calls.clear()
+    auto = Restorer(net, device="cpu", tile="auto", tile_overlap=16, memory_budget=100_000_000)
+    assert auto.tile_for((1, 3, 150, 203)) == 72
+    np.testing.assert_allclose(auto.restore(image), whole, atol=1e-5)  # local network: exact
+    # 150 with tile 72, overlap 16: 2 windows reach 128 < 150, so 3; (150 + 32) / 3 = 60.7 -> 64.
+    # 203: 3 windows reach 184 < 203, so 4; (203 + 48) / 4 = 62.75 -> 64. 3 x 4 windows of 64 x 64
+    assert set(net.calls) == {(64, 64)} and len(net.calls) == 3 * 4
+    # a batch of two needs twice the memory: 974 MB > 500 MB -> sqrt(500e6 / 32000) = 125 -> 120
+    assert Restorer(net, device="cpu", tile="auto", tile_overlap=16,
+                    memory_budget=500_000_000).tile_for((2, 3, 150, 203)) == 120
+    # a tiny budget still tiles, with the smallest tile: max(64, 2 * 32 + 8) = 72
+    assert Restorer(net, device="cpu", tile="auto", memory_budget=1000).tile_for((1, 3, 4000, 4000)) == 72
+    # a large one caps the tile at 512
+    assert Restorer(net, device="cpu", tile="auto", memory_budget=10 ** 10).tile_for((1, 3, 9000, 9000)) == 512
+
+
+def test_auto_tile_budget_reads_available_memory(monkeypatch):
+    from moewir.inference import memory
+    monkeypatch.setattr(memory, "_available_host_bytes", lambda: 8 * 2 ** 30)
+    assert memory.memory_budget(torch.device("cpu")) == 4 * 2 ** 30  # half of what is available
+    tiny, small = moewir.create_model("moewirnet-tiny"), moewir.create_model("moewirnet-small")
+    assert memory.bytes_per_pixel(tiny) == 3000 and memory.bytes_per_pixel(small) == 4500  # dim 36 / 24 * 3000
+    assert memory.bytes_per_pixel(LocalConv()) == memory.UNKNOWN_BYTES_PER_PIXEL
+    r = Restorer(tiny, device="cpu", tile="auto")
+    # 4 GiB / 3000 B = 1.43 MP: a 1024 x 1024 image fits, 1920 x 1080 (2.07 MP) does not -> 512-px tiles
+    assert r.tile_for((1, 3, 1024, 1024)) is None
+    assert r.tile_for((1, 3, 1080, 1920)) == 512
+    monkeypatch.setattr(memory, "_available_host_bytes", lambda: 2 * 2 ** 30)
+    # 1 GiB / 3000 B: sqrt(357913) = 598 -> 512 cap; 0.5 GiB: sqrt(178956) = 423 -> 416
+    assert r.tile_for((1, 3, 1024, 1024)) == 512
+    monkeypatch.setattr(memory, "_available_host_bytes", lambda: 2 ** 30)
+    assert r.tile_for((1, 3, 1024, 1024)) == 416
+
+
+def test_host_memory_comes_from_meminfo():
+    from moewir.inference.memory import _available_host_bytes
+    with open("/proc/meminfo") as f:
+        line = next(x for x in f if x.startswith("MemAvailable:"))
+    assert abs(_available_host_bytes() - int(line.split()[1]) * 1024) < 2 ** 30  # read moments apart
+
+
+@pytest.mark.parametrize("tile", ["-3", "abc", "8", "1.5", ""])
+def test_bad_tile_values_are_one_line_errors(tmp_path, capsys, tile):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a.png")
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--tile", tile,
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"moewir: error: --tile must be a whole number of pixels >= 16, 0 (no tiles) or auto, got {tile!r}"]
+    assert main(["eval", "--weights", "w.safetensors", "--data", str(tmp_path), "--tile", tile]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == err
+    with pytest.raises(ValueError, match="tile must be"):
+        Restorer(LocalConv(), device="cpu", tile="big")
+
+
+def test_cli_tile_auto_restores(tmp_path, weights, capsys):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(weights),
+                 "--tile", "auto", "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "out" / "a.png").is_file() and "tiles chosen by memory" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (7, 9), (37, 53)])
 def test_odd_sizes_come_back_with_their_size(weights, size):
     out = moewir.load(weights, device="cpu").restore(np.random.default_rng(0).random(size + (3,), np.float32))

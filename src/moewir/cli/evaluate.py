@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..evaluation.runner import METRICS
 from ..metrics.lpips import BACKBONES
-from .options import add_device_options
+from .options import add_device_options, parse_tile
 
 HELP = "score one or more trained networks on a paired test set (PSNR/SSIM, NIQE, LPIPS)"
 
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                               write_csv, write_json)
     from ..inference import load
 
+    tile = parse_tile(args.tile)
     if args.limit is not None and args.limit < 1 or args.figure_count < 0 or args.crop_border < 0:
         raise ValueError("--limit must be >= 1, --figure-count and --crop-border >= 0")
     lpips_files = None
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input_baseline:
         models["input"] = lambda image: image
     for label, path in zip(_labels(paths, args.labels), paths):
-        restorer = load(path, device=args.device, tile=args.tile or None, tile_overlap=args.tile_overlap,
+        restorer = load(path, device=args.device, tile=tile, tile_overlap=args.tile_overlap,
                         half=args.half)
         models[label] = restorer.restore
 

@@ -66,9 +66,27 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the commands that run a network on users' images."""
-    parser.add_argument("--tile", type=int, default=512, metavar="PX",
-                        help="restore in PX x PX windows to bound memory (0: whole image at once; default 512)")
+    parser.add_argument("--tile", default="512", metavar="PX|auto",
+                        help="restore in windows of at most PX x PX to bound memory (0: whole image at once; "
+                             "auto: whole image when it fits in memory, else the largest windows up to 512 that "
+                             "fit; default 512)")
     parser.add_argument("--tile-overlap", type=int, default=32, metavar="PX", help="window overlap (default 32)")
     add_device_option(parser)
     parser.add_argument("--half", action="store_true",
                         help="half precision: float16 autocast on CUDA/MPS, bfloat16 on the CPU")
+
+
+def parse_tile(text: str) -> int | str | None:
+    """``--tile``: ``"auto"``, ``0`` (no tiles: ``None``) or a whole number of pixels >= 16."""
+    value = str(text).strip().lower()
+    if value == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        tile = -1
+    if tile == 0:
+        return None
+    if tile < 16:
+        raise ValueError(f"--tile must be a whole number of pixels >= 16, 0 (no tiles) or auto, got {text!r}")
+    return tile

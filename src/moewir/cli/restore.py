@@ -1,4 +1,4 @@
-"""``moewir restore INPUT... -o OUT [--weights W | --model NAME] [--tile 512 --tile-overlap 32] ...``."""
+"""``moewir restore INPUT... -o OUT [--weights W | --model NAME] [--tile 512|auto|0 --tile-overlap 32] ...``."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..data.io import atomic_file
 from ..tables import markdown_table
-from .options import DEFAULT_MODEL, add_device_options, add_model_option, add_weights_option
+from .options import DEFAULT_MODEL, add_device_options, add_model_option, add_weights_option, parse_tile
 
 HELP = "restore photos, folders or glob patterns with a trained network"
 
@@ -37,14 +37,15 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import load
     from ..inference.files import check_outputs, plan_jobs, restore_files, summarize
 
-    if args.tile < 0 or args.max_megapixels <= 0:
-        raise ValueError("--tile must be >= 0 and --max-megapixels > 0")
+    tile = parse_tile(args.tile)
+    if args.max_megapixels <= 0:
+        raise ValueError("--max-megapixels must be > 0")
     extension = "." + args.format.lower().lstrip(".") if args.format else None
     jobs, problems = plan_jobs(args.inputs, args.output, args.recursive, args.suffix, extension)
     check_outputs(args.output, jobs)  # before the network is loaded and any image restored
     for problem in problems:
         print(f"moewir: error: {problem.source}: {problem.error}", file=sys.stderr)
-    restorer = load(args.weights or args.model or DEFAULT_MODEL, device=args.device, tile=args.tile or None,
+    restorer = load(args.weights or args.model or DEFAULT_MODEL, device=args.device, tile=tile,
                     tile_overlap=args.tile_overlap, half=args.half, model=args.model if args.weights else None)
     outcomes = problems + restore_files(restorer.restore, jobs, overwrite=args.overwrite,
                                         max_pixels=int(args.max_megapixels * 1e6), progress=not args.no_progress,
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                                 [[summary["restored"], summary["skipped"], summary["failed"],
                                   f"{summary['megapixels']:.2f}", f"{summary['seconds']:.1f}",
                                   f"{summary['seconds_per_megapixel']:.2f}"]], align="rrrrrr"))
-    print(f"\n{restorer.name} on {restorer.device}" + (f", {args.tile}-px tiles" if args.tile else "")
+    tiles = {None: "", "auto": ", tiles chosen by memory"}.get(tile, f", tiles up to {tile} px")
+    print(f"\n{restorer.name} on {restorer.device}" + tiles
           + f"; outputs in {args.output}")
     if args.json:
         with atomic_file(args.json, "w") as f:

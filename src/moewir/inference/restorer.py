@@ -18,6 +18,7 @@ from ..data.io import pil_to_rgb
 from ..devices import resolve_device
 from ..models import build_from_weights, create_model, list_models, model_spec
 from ..ops.tiling import check_tiling, tiled_forward
+from .memory import auto_tile
 
 __all__ = ["Restorer", "load"]
 
@@ -26,15 +27,26 @@ class Restorer:
     """A restoration network ready for users' images.
 
     ``tile`` / ``tile_overlap`` bound memory on large images (``tile=None`` restores in one
-    pass); ``half`` runs under autocast: float16 on CUDA and MPS, bfloat16 on the CPU.
+    pass; ``tile="auto"`` restores in one pass when the image fits ``memory_budget`` bytes,
+    by default a share of the free memory, and otherwise in the largest tiles up to 512 px that
+    fit: :mod:`moewir.inference.memory`); ``half`` runs under autocast: float16 on CUDA and
+    MPS, bfloat16 on the CPU.
     """
 
-    def __init__(self, network: nn.Module, device: str | torch.device = "auto", tile: int | None = 512,
-                 tile_overlap: int = 32, half: bool = False):
-        check_tiling(tile, tile_overlap)
+    def __init__(self, network: nn.Module, device: str | torch.device = "auto", tile: int | str | None = 512,
+                 tile_overlap: int = 32, half: bool = False, memory_budget: int | None = None):
+        tile = check_tile(tile)
+        check_tiling(512 if tile == "auto" else tile, tile_overlap)
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.network = network.to(self.device).eval()
         self.tile, self.tile_overlap, self.half = tile, tile_overlap, half
+        self.memory_budget = memory_budget
+
+    def tile_for(self, shape: tuple[int, ...]) -> int | None:
+        """The tile a ``(B, C, H, W)`` batch is restored with (``None``: one pass)."""
+        if self.tile != "auto":
+            return self.tile
+        return auto_tile(self.network, shape, self.device, self.tile_overlap, budget=self.memory_budget)
 
     @property
     def name(self) -> str:
@@ -53,7 +65,7 @@ class Restorer:
         x = batched.to(self.device, torch.float32)
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.half):
-            out = tiled_forward(self.network, x, tile=self.tile, overlap=self.tile_overlap)
+            out = tiled_forward(self.network, x, tile=self.tile_for(tuple(x.shape)), overlap=self.tile_overlap)
         out = out.float().clamp_(0, 1).to(image.device)
         return out if image.ndim == 4 else out[0]
 
@@ -85,6 +97,15 @@ class Restorer:
         return out
 
 
+def check_tile(tile: int | str | None) -> int | str | None:
+    """A tile size: a whole number of pixels (>= 16), ``None`` (no tiles) or ``"auto"``."""
+    if tile is None or tile == "auto":
+        return tile
+    if isinstance(tile, bool) or not isinstance(tile, int):
+        raise ValueError(f"tile must be a whole number of pixels, 'auto' or None, got {tile!r}")
+    return tile
+
+
 def _split_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Float32 RGB in [0, 1], the alpha plane (or None), and the integer scale (0 for floats)."""
     if array.ndim == 2:
@@ -105,8 +126,9 @@ def _split_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]
     return np.ascontiguousarray(rgb), alpha, scale
 
 
-def load(source: str | Path, device: str = "auto", tile: int | None = 512, tile_overlap: int = 32,
-         half: bool = False, model: str | None = None, pretrained: bool = True) -> Restorer:
+def load(source: str | Path, device: str = "auto", tile: int | str | None = 512, tile_overlap: int = 32,
+         half: bool = False, model: str | None = None, pretrained: bool = True,
+         memory_budget: int | None = None) -> Restorer:
     """A :class:`Restorer` from a weights file or a registered model name.
 
     ``source`` is a ``.safetensors`` file written by the trainer, or a model name: its shipped
@@ -121,4 +143,5 @@ def load(source: str | Path, device: str = "auto", tile: int | None = 512, tile_
     else:
         raise ValueError(f"{source}: neither a weights file nor a registered model "
                          f"({', '.join(list_models())})")
-    return Restorer(network, device=device, tile=tile, tile_overlap=tile_overlap, half=half)
+    return Restorer(network, device=device, tile=tile, tile_overlap=tile_overlap, half=half,
+                    memory_budget=memory_budget)
