@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
                   rounds=args.rounds, runs=args.runs, quick=args.quick, sizes=asdict(sizes), rows=rows,
                   seconds=seconds)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result
 
 
