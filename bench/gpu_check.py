@@ -54,7 +54,7 @@ from speed import build_recipe, run_step  # noqa: E402
 
 SKIP = "skipped: no CUDA device"
 #: Largest absolute difference from fp32 that passes (outputs are images in about [0, 1]).
-TOLERANCE = {"bf16": 0.1, "fp16": 0.02, "compile": 1e-3}
+TOLERANCE = {"bf16": 0.1, "fp16": 0.02, "compile": 5e-3}
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

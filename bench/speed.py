@@ -21,7 +21,8 @@ compare absolute times from separate runs; the ratios are what this script is fo
   builders, on random patches (data loading is not timed).
 
 ``--quick`` shrinks every size (16-128 px) so the tests run it in seconds; its numbers mean
-nothing. A full run takes about 5 minutes on 2 CPU cores.
+nothing. A full run takes about 8 minutes on 2 free CPU cores (estimated from the per-call
+times in docs/benchmarks.md: the two 1024² restores are half of it).
 """
 from __future__ import annotations
 
@@ -92,11 +93,9 @@ def build_recipe(model_name: str, device: torch.device, patch: int | None = None
         dist=info, criterion=CompositeLoss(**asdict(cfg.loss)), weighting=weighting, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, cfg.schedule), amp=amp,
         scaler=torch.amp.GradScaler("cuda", enabled=amp is torch.float16))
-    side = patch or cfg.datasets.train.patch_size
-    per_task = cfg.datasets.train.batch_per_task
-    batch = {t: (torch.rand(per_task if isinstance(per_task, int) else per_task[t], 3, side, side),
-                 torch.rand(per_task if isinstance(per_task, int) else per_task[t], 3, side, side)) for t in tasks}
-    return parts, batch
+    side, per_task = patch or cfg.datasets.train.patch_size, cfg.datasets.train.batch_per_task
+    shapes = {t: (per_task if isinstance(per_task, int) else per_task[t], 3, side, side) for t in tasks}
+    return parts, {t: (torch.rand(shape), torch.rand(shape)) for t, shape in shapes.items()}
 
 
 def run_step(parts: SimpleNamespace, batch: dict) -> dict:
