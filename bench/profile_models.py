@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 
 import torch
 
 import moewir
 from moewir.devices import resolve_device
+from moewir.profiling import machine_description as machine
 from moewir.profiling import profile
 from moewir.tables import markdown_header, markdown_row
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

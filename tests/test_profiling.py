@@ -93,3 +93,15 @@ def test_cli_help_lists_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "profile" in capsys.readouterr().out
+
+
+def test_time_calls_and_interleaved_rounds():
+    from moewir.profiling import interleaved, time_calls
+    calls = []
+    assert len(time_calls(lambda: calls.append(1), runs=3, warmup=2)) == 3 and len(calls) == 5
+    order = []
+    seconds = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3,
+                          runs={"a": 2}, warmup=1)
+    assert order == ["a", "b"] + ["a", "a", "b"] + ["b", "a", "a"] + ["a", "a", "b"]  # reversed on odd rounds
+    assert {k: len(v) for k, v in seconds.items()} == {"a": 3, "b": 3}
+    assert all(s >= 0 for v in seconds.values() for s in v)

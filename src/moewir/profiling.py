@@ -10,13 +10,19 @@ matrix products, attention included) plus the formulas below for what it does no
 
 Elementwise operations (activations, normalisation, softmax) are not counted, as in the
 papers' tables. MACs are reported as flops / 2.
+
+Timing: :func:`time_calls` times any callable (the device synchronised around each call) and
+:func:`interleaved` times several in turn, round after round, so that machine noise hits them
+alike; ratios between them are meaningful only when measured so, in one process.
 """
 from __future__ import annotations
 
 import math
+import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -27,7 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .devices import resolve_device
 from .models import model_spec
 
-__all__ = ["ProfileResult", "profile", "count_macs", "peak_memory_bytes"]
+__all__ = ["ProfileResult", "profile", "count_macs", "peak_memory_bytes", "time_calls", "interleaved",
+           "machine_description"]
 
 aten = torch.ops.aten
 
@@ -152,6 +159,49 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def time_calls(fn: Callable[[], object], runs: int = 1, warmup: int = 0,
+               device: str | torch.device = "cpu") -> list[float]:
+    """Seconds of each of ``runs`` calls of ``fn()`` after ``warmup`` untimed ones; ``device``
+    is synchronised before and after every call (CUDA and MPS run asynchronously)."""
+    device = torch.device(device)
+    times = []
+    for i in range(warmup + runs):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def interleaved(calls: Mapping[str, Callable[[], object]], rounds: int = 3, runs: int | Mapping[str, int] = 1,
+                warmup: int = 1, device: str | torch.device = "cpu") -> dict[str, list[float]]:
+    """Per round, the median seconds of ``runs`` calls of each of ``calls`` (``runs`` may map a
+    name to its own count); the calls take turns within every round, in reverse order on odd
+    rounds, so slow drifts of the machine hit them alike. ``warmup`` untimed calls of each
+    come first. Returns ``{name: [seconds of round 0, round 1, ...]}``."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    count = (lambda name: runs.get(name, 1)) if isinstance(runs, Mapping) else (lambda name: runs)
+    names = list(calls)
+    for name in names:
+        time_calls(calls[name], runs=0, warmup=warmup, device=device)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            seconds[name].append(statistics.median(time_calls(calls[name], runs=max(1, count(name)), device=device)))
+    return seconds
+
+
+def machine_description(device: str | torch.device = "cpu") -> str:
+    """The GPU's name, or the CPU and the number of threads torch uses."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
 @dataclass
 class ProfileResult:
     model: str
@@ -183,15 +233,8 @@ def profile(model: nn.Module, size: int | tuple[int, int] = 256, batch: int = 1,
     inputs = torch.rand(batch, getattr(model, "config").in_channels if hasattr(model, "config") else 3,
                         h, w, device=device)
     macs = count_macs(model, inputs) if count else {"total": float("nan")}
-    times = []
     with torch.no_grad():
-        for i in range(warmup + runs):
-            _synchronize(device)
-            start = time.perf_counter()
-            model(inputs)
-            _synchronize(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+        times = time_calls(lambda: model(inputs), runs=runs, warmup=warmup, device=device)
     return ProfileResult(
         model=model_spec(model)[0], size=(h, w), batch=batch,
         params=sum(p.numel() for p in model.parameters()), gmacs=macs.pop("total") / 1e9,
