@@ -53,14 +53,17 @@ class ChannelExpert(nn.Module):
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        q, k, v = (rearrange(t, "b (head d) h w -> b head d (h w)", head=self.heads)
-                   for t in self.qkv(x).chunk(3, dim=1))
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
-        out = rearrange(attn @ v, "b head d (h w) -> b (head d) h w", h=h, w=w)
-        return self.project_out(out)
+    def forward(self, x: torch.Tensor | None = None, qkv: torch.Tensor | None = None) -> torch.Tensor:
+        """``F_c`` of the share ``x``, or of its projection ``qkv = self.qkv(x)`` when given."""
+        qkv = self.qkv(x) if qkv is None else qkv
+        b, _, h, w = qkv.shape
+        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in qkv.chunk(3, dim=1))
+        # Q_hat K_hat^T = diag(1/|q|) Q K^T diag(1/|k|): the L2 normalisation (F.normalize's,
+        # eps 1e-12) scales the small (C/h x C/h) product instead of the full-size Q and K.
+        q_norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
+        k_norm = torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12)
+        attn = (q @ k.transpose(-2, -1) / (q_norm * k_norm.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.project_out((attn @ v).reshape(b, -1, h, w))
 
 
 def topk_masked_softmax(scores: torch.Tensor, key_valid: torch.Tensor, keep: int) -> torch.Tensor:
