@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .layers import LayerNorm2d, pad_to_multiple
+from .layers import LayerNorm2d, _exporting, pad_to_multiple
 
 __all__ = ["QKVProjection", "ChannelExpert", "SpatialExpert", "FrequencyExpert",
            "topk_masked_softmax", "window_key_mask", "keep_count"]
@@ -54,30 +54,35 @@ class ChannelExpert(nn.Module):
         self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        q, k, v = (rearrange(t, "b (head d) h w -> b head d (h w)", head=self.heads)
-                   for t in self.qkv(x).chunk(3, dim=1))
-        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
-        out = rearrange(attn @ v, "b head d (h w) -> b (head d) h w", h=h, w=w)
-        return self.project_out(out)
+        b, _, h, w = x.shape
+        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in self.qkv(x).chunk(3, dim=1))
+        # Q_hat K_hat^T = diag(1/|q|) Q K^T diag(1/|k|): the L2 normalisation (F.normalize's,
+        # eps 1e-12) scales the small (C/h x C/h) product instead of the full-size Q and K.
+        q_norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
+        k_norm = torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12)
+        attn = (q @ k.transpose(-2, -1) / (q_norm * k_norm.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.project_out((attn @ v).reshape(b, -1, h, w))
 
 
-def topk_masked_softmax(scores: torch.Tensor, key_valid: torch.Tensor, keep: int) -> torch.Tensor:
+def topk_masked_softmax(scores: torch.Tensor, key_valid: torch.Tensor | None, keep: int) -> torch.Tensor:
     """``Softmax(Scatter(Top-k(mask(S))))`` along the last dim.
 
     ``key_valid`` (broadcastable to ``scores``) marks the keys a query may attend to; the others
-    are set to ``-inf`` (the mask). Of the remaining scores each query keeps its ``keep``
-    largest. Keeping the top ``k`` of ``n`` is done by scattering ``-inf`` into the ``n - k``
-    smallest, which gives the same matrix as scattering the top ``k`` into a ``-inf`` one and
-    costs half as much (a smaller selection, no second full tensor). Every query must have at
-    least one valid key.
+    are set to ``-inf`` (the mask); ``None`` means every key is valid. Of the remaining scores
+    each query keeps its ``keep`` largest. Keeping the top ``k`` of ``n`` is done by scattering
+    ``-inf`` into the ``n - k`` smallest, which gives the same matrix as scattering the top ``k``
+    into a ``-inf`` one and costs half as much (a smaller selection, no second full tensor).
+    Every query must have at least one valid key. (Selecting by a per-row threshold, the
+    ``keep``-th largest score from ``topk`` values or ``kthvalue``, measured slower on the CPU and
+    would keep every key tied with the threshold.)
     """
-    scores = scores.masked_fill(~key_valid, float("-inf"))
+    fresh = key_valid is not None  # ``scores`` is then our own copy, which may change in place
+    if fresh:
+        scores = scores.masked_fill(~key_valid, float("-inf"))
     drop = scores.shape[-1] - keep
     if drop > 0:
         lowest = scores.topk(drop, dim=-1, largest=False, sorted=False).indices
-        scores = scores.scatter(-1, lowest, float("-inf"))
+        scores = (scores.scatter_ if fresh else scores.scatter)(-1, lowest, float("-inf"))
     return scores.softmax(dim=-1)
 
 
@@ -136,7 +141,10 @@ class SpatialExpert(nn.Module):
         nh, nw = qkv.shape[-2] // ws, qkv.shape[-1] // ws
         q, k, v = rearrange(qkv, "b (three head d) (nh p1) (nw p2) -> three (b nh nw) head (p1 p2) d",
                             three=3, head=self.heads, p1=ws, p2=ws)
-        valid = window_key_mask(h, w, ws, s, x.device).repeat(b, 1)[:, None, None, :]
+        # The mask is all True when nothing was padded (no shift, sizes multiple of the window);
+        # it is then skipped, except while exporting (the graph must hold for every size).
+        padded = _exporting() or s > 0 or h % ws or w % ws
+        valid = window_key_mask(h, w, ws, s, x.device).repeat(b, 1)[:, None, None, :] if padded else None
         attn = topk_masked_softmax((q * self.scale) @ k.transpose(-2, -1), valid, self.keep)
         out = rearrange(attn @ v, "(b nh nw) head (p1 p2) d -> b (head d) (nh p1) (nw p2)",
                         b=b, nh=nh, nw=nw, p1=ws, p2=ws)

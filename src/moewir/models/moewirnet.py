@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .experts import ChannelExpert, FrequencyExpert, SpatialExpert
 from .layers import GatedFeedForward, LayerNorm2d
@@ -113,6 +114,8 @@ class MoEAttention(nn.Module):
     ``X_out = LN(X + F_fusion)`` with ``out_norm``, else ``X_out = F_fusion``.
     ``Linear`` is applied per pixel (a 1x1 conv). Experts a hard router did not choose are not
     computed in eval mode; their slot in the concatenation is zero.
+
+    The fusion skips the unchosen slots instead of convolving zeros (:meth:`fuse`).
     """
 
     def __init__(self, dim: int, heads: int, cfg: MoEWIRNetConfig, stage: str, shift: int,
@@ -134,13 +137,24 @@ class MoEAttention(nn.Module):
         self.norm = LayerNorm2d(dim) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shares = self.split(self.linear(x)).split(self.share, dim=1)
-        weights = self.router()
-        active = set(self.router.active())
-        mixed = [weights[i] * expert(share) if i in active else torch.zeros_like(share)
-                 for i, (expert, share) in enumerate(zip(self.experts, shares))]
-        fused = self.fusion(torch.cat(mixed, dim=1))
+        shares = self.split(self.linear(x)).split(self.share, dim=1)  # X_c, X_s, X_f
+        weights, active = self.router(), self.router.active()
+        features = [self.experts[i](shares[i]) for i in active]  # F_c, F_s, F_f
+        fused = self.fuse(features, weights, active)  # Conv_1x1(Concat[w_i F_i])
         return fused if self.norm is None else self.norm(x + fused)
+
+    def fuse(self, features: list[torch.Tensor], weights: torch.Tensor, active: list[int]) -> torch.Tensor:
+        """``Conv_1x1(Concat[w_c F_c, w_s F_s, w_f F_f])`` from the ``active`` experts' outputs.
+
+        The slot of an expert that was not computed is zero, so the conv's input channels for it
+        are dropped (the weight is sliced) instead of multiplying zeros; the mixing weights
+        ``w_i`` scale the conv's input channels rather than the feature maps (the same map).
+        """
+        out_channels, n = self.fusion.weight.shape[0], len(self.experts)
+        weight = self.fusion.weight.reshape(out_channels, n, -1) * weights[:, None]
+        if len(active) < n:
+            weight = weight[:, active]
+        return F.conv2d(torch.cat(features, dim=1), weight.reshape(out_channels, -1, 1, 1), self.fusion.bias)
 
 
 class LayerScale(nn.Module):
