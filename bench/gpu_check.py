@@ -50,7 +50,7 @@ from moewir.profiling import interleaved, machine_description
 from moewir.tables import markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import build_recipe, run_step  # noqa: E402
+from speed import build_recipe  # noqa: E402
 
 SKIP = "skipped: no CUDA device"
 #: Largest absolute difference from fp32 that passes (outputs are images in about [0, 1]).
@@ -175,8 +175,8 @@ def check_ddp(backend: str, device: torch.device, patch: int) -> tuple[str, str]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 for _ in range(2):
-                    loss = run_step(parts, batch)["total"]
-                    run_step(plain, batch)
+                    loss = parts.step(batch)["total"]
+                    plain.step(batch)
             diff = max((p - q).abs().max().item() for p, q in zip(parts.model.parameters(), plain.model.parameters()))
         finally:
             dist.destroy_process_group()
@@ -228,7 +228,7 @@ def check_training(report: Report, models: list[str], device: torch.device, patc
         steps = {}
         for name in models:
             parts, batch = build_recipe(name, device, patch)
-            steps[name] = lambda parts=parts, batch=batch: run_step(parts, batch)
+            steps[name] = lambda parts=parts, batch=batch: parts.step(batch)
         seconds = interleaved(steps, rounds=rounds, runs=runs, warmup=2, device=device)
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()

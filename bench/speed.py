@@ -15,10 +15,10 @@ compare absolute times from separate runs; the ratios are what this script is fo
 * tiled restore: a 1024² image through ``moewir.ops.tiling.tiled_forward`` with 512-px tiles
   overlapping by 32 px (``moewir restore``'s default) against one untiled pass (one call per
   round: a call takes seconds);
-* recipe iterations per second: the trainer's own step (``Trainer.step``: the five tasks of
-  ``data/default`` at one 64-px patch each, composite loss, equal weighting, grad clip 0.5,
-  Adam, warm-up + cosine schedule, EMA) built from the recipe's config with the trainer's
-  builders, on random patches (data loading is not timed).
+* recipe iterations per second: ``Trainer.step`` of a real :class:`Trainer` built from the
+  recipe's config (the five tasks of ``data/default`` at one 64-px patch each, composite loss,
+  equal weighting, grad clip 0.5, Adam, warm-up + cosine schedule, EMA) on a throwaway
+  dataset, fed random patches (data loading is not timed).
 
 ``--quick`` shrinks every size (16-128 px) so the tests run it in seconds; its numbers mean
 nothing. A full run takes about 8 minutes on 2 free CPU cores (estimated from the per-call
@@ -27,27 +27,28 @@ times in docs/benchmarks.md: the two 1024² restores are half of it).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
-import logging
+import shutil
 import statistics
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
+import numpy as np
 import torch
 
 import moewir
 from moewir.ops.tiling import tiled_forward
 from moewir.profiling import interleaved, machine_description
 from moewir.tables import markdown_table
-from moewir.training import distributed
 from moewir.training.config import load_config, training_config
 from moewir.training.losses import CompositeLoss
-from moewir.training.optim import build_optimizer, build_scheduler
-from moewir.training.trainer import Trainer, amp_dtype, build_model_and_ema
-from moewir.training.weighting import create_weighting
+from moewir.training.optim import build_optimizer
+from moewir.data import write_image
+from moewir.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from default_weights import TASKS  # noqa: E402  the five tasks of data/default
@@ -71,36 +72,29 @@ FULL = Sizes()
 QUICK = Sizes(forward=32, big_forward=16, train_patch=16, image=128, tile=64, overlap=16, recipe_patch=16)
 
 
-# --- the shipped-weights recipe's training step, from the trainer's own parts -------------------
+# --- the shipped-weights recipe's training step: a real Trainer on throwaway data --------------
 def build_recipe(model_name: str, device: torch.device, patch: int | None = None, config: Path = RECIPE
-                 ) -> tuple[SimpleNamespace, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    """The parts ``Trainer.step`` uses, built as the trainer builds them from ``config`` with
-    ``model.name`` replaced, and one batch of random patches for every task of ``data/default``
-    (on the CPU, as the loader gives them). ``run_step(parts, batch)`` is one iteration;
-    ``parts.net`` may be replaced (e.g. by a ``DistributedDataParallel``)."""
-    cfg = training_config(load_config(config, {"model.name": model_name}))
-    torch.manual_seed(cfg.seed)
-    model, ema = build_model_and_ema(cfg.model, cfg.train.ema, device)
-    model.train()
-    tasks = sorted(TASKS)
-    options = dict(cfg.weighting)
-    weighting = create_weighting(options.pop("name"), tasks, **options).to(device)
-    optimizer = build_optimizer(list(model.parameters()) + list(weighting.parameters()), cfg.optim)
-    amp = amp_dtype(cfg.train.amp, device, logging.getLogger(__name__))
-    info = distributed.DistInfo()
-    parts = SimpleNamespace(
-        config=cfg, tasks=tasks, device=device, model=model, ema=ema, net=distributed.wrap(model, info),
-        dist=info, criterion=CompositeLoss(**asdict(cfg.loss)), weighting=weighting, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, cfg.schedule), amp=amp,
-        scaler=torch.amp.GradScaler("cuda", enabled=amp is torch.float16))
-    side, per_task = patch or cfg.datasets.train.patch_size, cfg.datasets.train.batch_per_task
-    shapes = {t: (per_task if isinstance(per_task, int) else per_task[t], 3, side, side) for t in tasks}
-    return parts, {t: (torch.rand(shape), torch.rand(shape)) for t, shape in shapes.items()}
-
-
-def run_step(parts: SimpleNamespace, batch: dict) -> dict:
-    """One training iteration: the trainer's own ``Trainer.step`` on ``parts``."""
-    return Trainer.step(parts, batch)
+                 ) -> tuple[Trainer, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """A :class:`Trainer` of ``config`` with ``model.name`` replaced, trained on a throwaway
+    dataset (one random pair per task of ``data/default``, in a temporary folder removed at exit),
+    and one batch of random patches for every task, on the CPU as the loader gives them.
+    ``trainer.step(batch)`` is one iteration; ``trainer.net`` may be replaced (e.g. by a
+    ``DistributedDataParallel`` around ``trainer.model``)."""
+    work = Path(tempfile.mkdtemp(prefix="moewir-speed-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    raw = load_config(config)
+    side = patch or raw["datasets"]["train"]["patch_size"]
+    rng = np.random.default_rng(0)
+    for task in TASKS:
+        for kind in ("input", "target"):
+            write_image(work / "data" / "train" / task.upper() / kind / "0.png", rng.uniform(0, 1, (side, side, 3)))
+    trainer = Trainer(load_config(config, {
+        "model.name": model_name, "device": str(device), "experiments_root": str(work / "experiments"),
+        "datasets.train.root": str(work / "data"), "datasets.train.patch_size": side,
+        "datasets.train.workers": 0, "log.tensorboard": False}), progress=False)
+    per_task = trainer.config.datasets.train.batch_per_task
+    shapes = {t: (per_task if isinstance(per_task, int) else per_task[t], 3, side, side) for t in trainer.tasks}
+    return trainer, {t: (torch.rand(shape), torch.rand(shape)) for t, shape in shapes.items()}
 
 
 def plain_step(model: torch.nn.Module, batch: int, patch: int, device: torch.device, config: Path = RECIPE
@@ -164,8 +158,8 @@ def build_calls(sizes: Sizes, device: torch.device) -> dict[str, Callable[[], ob
         calls[f"train {name}"] = plain_step(moewir.create_model(name).to(device), sizes.train_batch,
                                             sizes.train_patch, device)
     for name in tiny:
-        parts, batch = build_recipe(name, device, sizes.recipe_patch)
-        calls[f"recipe {name}"] = lambda parts=parts, batch=batch: run_step(parts, batch)
+        trainer, batch = build_recipe(name, device, sizes.recipe_patch)
+        calls[f"recipe {name}"] = lambda trainer=trainer, batch=batch: trainer.step(batch)
     return calls
 
 
