@@ -136,11 +136,18 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def patch_side(overrides: list[str]) -> str:
+    """The training patch side the runs use: the recipe's 64 unless ``--set`` changes it."""
+    sides = [o.split("=", 1)[1] for o in overrides if o.startswith("datasets.train.patch_size=")]
+    return sides[-1] if sides else "64"
+
+
 def summarise(args: argparse.Namespace) -> dict:
     """Per variant: final per-task PSNR/SSIM per seed, mean curve, minutes; plus the input row."""
     result = {"machine": f"{platform.machine()} CPU, {args.threads} thread(s) per run, {args.jobs} runs at "
                          f"once, torch {torch.__version__}",
-              "budget": f"{args.iterations} iterations x 5 tasks x one 64-px patch (configs/default_weights.yml)",
+              "budget": f"{args.iterations} iterations x 5 tasks x one {patch_side(args.set)}-px patch "
+                        "(configs/default_weights.yml)",
               "overrides": args.set, "seeds": args.seeds, "variants": {}}
     for variant in args.variants:
         runs = {}
