@@ -79,7 +79,7 @@ def test_defaults_are_read_off_the_dataclasses():
     ("loss.freq_norm", "l2", "'loss.freq_norm' must be one of backward, ortho, forward"),
     ("val.tile", 0, "'val.tile' must be null or a positive integer, got 0"),
     ("device", None, "'device' must be a string, got None"),
-    ("datasets.val.pick", "random", "'datasets.val.pick' must be one of ('first', 'spread'), got 'random'"),
+    ("datasets.val.pick", "random", "'datasets.val.pick' must be one of first, spread, got 'random'"),
 ])
 def test_a_wrong_type_fails_when_the_file_is_loaded(tmp_path, dataset, key, value, message):
     with pytest.raises(ValueError, match=re.escape(f"config key {message}")):

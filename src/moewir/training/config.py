@@ -64,9 +64,6 @@ class TrainDataConfig:
     skip_bad: bool = False
 
 
-VAL_PICKS = ("first", "spread")
-
-
 @dataclass(frozen=True)
 class ValDataConfig:
     """``datasets.val``."""
@@ -78,7 +75,7 @@ class ValDataConfig:
     #: Which ``max_per_task`` pairs: the ``first`` N by name, or N ``spread`` evenly over the sorted
     #: list (a test split sorted by name holds each source photo's variants side by side, so the
     #: first N can all be one photo).
-    pick: str = _key("first", lambda v: v in VAL_PICKS, f"one of {VAL_PICKS}")
+    pick: Literal["first", "spread"] = "first"
 
 
 @dataclass(frozen=True)
