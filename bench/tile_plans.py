@@ -6,7 +6,8 @@
 In one process, after a 256x256 warm-up pass, every round runs the untiled pass, the
 old plan (windows of ``tile``, stride ``tile - overlap`` rounded down to 8, the last window
 flush with the border: moewir before issue 16) and the even plan (``moewir.ops.tiling.plan_tiles``)
-once each, in an order that rotates between rounds; the medians are reported. Float32,
+once each, taking turns (``moewir.profiling.interleaved``: reversed order on odd rounds); the
+medians are reported. Float32,
 ``torch.no_grad``, random weights and a random image (time does not depend on either).
 """
 from __future__ import annotations
@@ -15,13 +16,13 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 import moewir
 from moewir.ops.tiling import TilePlan, forward_planned, plan_tiles
+from moewir.profiling import interleaved
 
 
 def old_plan(length: int, tile: int, overlap: int, align: int = 8) -> TilePlan:
@@ -52,17 +53,10 @@ def main() -> None:
              "even": (plan_tiles(h, args.tile, args.overlap, 8), plan_tiles(w, args.tile, args.overlap, 8))}
     variants = {"untiled": lambda: model(image),
                 **{k: (lambda r=r, c=c: forward_planned(model, image, r, c, args.overlap)) for k, (r, c) in plans.items()}}
-    names = list(variants)
-    seconds: dict[str, list[float]] = {k: [] for k in names}
     with torch.no_grad():
         if not args.no_warmup:
             model(torch.rand(1, 3, 256, 256))
-        for r in range(args.rounds):
-            for k in names[r % len(names):] + names[:r % len(names)]:
-                t = time.perf_counter()
-                variants[k]()
-                seconds[k].append(time.perf_counter() - t)
-                print(f"round {r} {k}: {seconds[k][-1]:.2f} s", flush=True)
+        seconds = interleaved(variants, rounds=args.rounds, runs=1, warmup=0)
     median = {k: statistics.median(v) for k, v in seconds.items()}
     result = {"model": args.model, "size": [w, h], "tile": args.tile, "overlap": args.overlap,
               "threads": args.threads, "rounds": args.rounds, "machine": platform.machine(),
