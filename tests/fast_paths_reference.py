@@ -1,8 +1,9 @@
 """The network forwards as they were before the fast paths (issue 16), kept as a reference.
 
-Each function is a verbatim copy of a module's ``forward`` before it was optimised; the
-straightforward form of the paper's equations (permute + ``F.layer_norm``, one QKV projection
-per expert, ``zeros_like`` for unchosen experts, top-k by ``topk`` indices and ``scatter``).
+Each function is a verbatim copy of a module's ``forward`` before it was optimised (the channel
+and spatial experts, top-k masking, the MoE module's fusion); the straightforward form of the
+paper's equations (``F.normalize`` on Q and K, a key mask built for every window, ``zeros_like``
+for unchosen experts). Modules the fast paths left alone have no copy here.
 ``reference_forwards()`` swaps them in for the duration of a ``with`` block, so the same model,
 with the same parameters, can be run both ways (tests/test_fast_paths.py, bench/fast_paths_ratio.py).
 """
@@ -14,23 +15,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from moewir.models import experts, layers, moewirnet
+from moewir.models import experts, moewirnet
 from moewir.models.layers import pad_to_multiple
-
-
-def layer_norm_2d(self, x):
-    x = x.permute(0, 2, 3, 1)
-    x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
-    return x.permute(0, 3, 1, 2)
-
-
-def gated_feed_forward(self, x):
-    gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-    return self.project_out(F.gelu(gate) * value)
-
-
-def qkv_projection(self, x):
-    return self.depthwise(self.pointwise(x))
 
 
 def channel_expert(self, x):
@@ -52,12 +38,6 @@ def topk_masked_softmax(scores, key_valid, keep):
     return scores.softmax(dim=-1)
 
 
-def window_key_mask(height, width, window, shift, device=None):
-    ones = torch.ones(1, 1, height, width, device=device)
-    padded = pad_to_multiple(ones, window, mode="constant", before=shift)
-    return rearrange(padded, "1 1 (nh p1) (nw p2) -> (nh nw) (p1 p2)", p1=window, p2=window) > 0
-
-
 def spatial_expert(self, x):
     b, _, h, w = x.shape
     ws, s = self.window_size, self.shift
@@ -65,26 +45,11 @@ def spatial_expert(self, x):
     nh, nw = qkv.shape[-2] // ws, qkv.shape[-1] // ws
     q, k, v = rearrange(qkv, "b (three head d) (nh p1) (nw p2) -> three (b nh nw) head (p1 p2) d",
                         three=3, head=self.heads, p1=ws, p2=ws)
-    valid = window_key_mask(h, w, ws, s, x.device).repeat(b, 1)[:, None, None, :]
+    valid = experts.window_key_mask(h, w, ws, s, x.device).repeat(b, 1)[:, None, None, :]
     attn = topk_masked_softmax((q * self.scale) @ k.transpose(-2, -1), valid, self.keep)
     out = rearrange(attn @ v, "(b nh nw) head (p1 p2) d -> b (head d) (nh p1) (nw p2)",
                     b=b, nh=nh, nw=nw, p1=ws, p2=ws)
     return self.dconv(out[..., s:s + h, s:s + w])
-
-
-def frequency_expert(self, x):
-    h, w = x.shape[-2:]
-    p = self.patch_size
-    qkv = self.qkv(x)
-    c = qkv.shape[1] // 3
-    qk, v = pad_to_multiple(qkv[:, :2 * c], p, mode="constant"), qkv[:, 2 * c:]
-    patches = rearrange(qk, "b c (nh p1) (nw p2) -> b c nh nw p1 p2", p1=p, p2=p)
-    if patches.dtype not in (torch.float32, torch.float64):
-        patches = patches.float()
-    q_fft, k_fft = (torch.fft.rfft2(t) for t in patches.chunk(2, dim=1))
-    corr = torch.fft.irfft2(q_fft * k_fft.conj(), s=(p, p))
-    space = rearrange(corr, "b c nh nw p1 p2 -> b c (nh p1) (nw p2)")[..., :h, :w]
-    return self.dconv(self.norm(space.to(v.dtype)) * v)
 
 
 def moe_attention(self, x):
@@ -99,12 +64,8 @@ def moe_attention(self, x):
 
 #: (class, reference forward) for every module whose forward the fast paths changed.
 REFERENCES = [
-    (layers.LayerNorm2d, layer_norm_2d),
-    (layers.GatedFeedForward, gated_feed_forward),
-    (experts.QKVProjection, qkv_projection),
     (experts.ChannelExpert, channel_expert),
     (experts.SpatialExpert, spatial_expert),
-    (experts.FrequencyExpert, frequency_expert),
     (moewirnet.MoEAttention, moe_attention),
 ]
 
