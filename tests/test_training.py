@@ -401,3 +401,24 @@ def test_failed_start_leaves_no_folder_and_bad_val_images_are_skipped(tmp_path, 
     rows = _rows(tmp_path / "experiments" / "lenient" / "val_log.csv")
     assert {r["images"] for r in rows if r["task"] == "rain"} == {"1"}  # 2 pairs, one unreadable
     assert "moewir: warning: skipping unreadable pair" in err and "skipping unreadable pair: " in log  # both
+
+
+def test_relative_weighting_reads_the_loss_of_the_unrestored_input(tmp_path, dataset):
+    """``weighting: relative`` gets, every iteration, each task's criterion of the input patch
+    against its target (computed here independently from the same batch)."""
+    config = _config(tmp_path, dataset, "relative", **{"weighting": {"name": "relative", "momentum": 0.5},
+                                                        "schedule.iterations": 4, "val.every": 0,
+                                                        "log.checkpoint_every": 4})
+    trainer = Trainer(config, progress=False)
+    seen, expected = [], []
+    feed, step = trainer.weighting.set_reference, trainer.step
+    trainer.weighting.set_reference = lambda values: seen.append(values) or feed(values)
+    trainer.step = lambda batch: expected.append(
+        {t: float(trainer.criterion(x, y)) for t, (x, y) in batch.items()}) or step(batch)
+    trainer.train()
+    assert len(seen) == 4 and [list(s) for s in seen] == [["haze", "rain"]] * 4
+    for got, want in zip(seen, expected):
+        assert got == pytest.approx(want, rel=1e-6)
+    # the hazy inputs (0.6 c + 0.35) are further from their targets than the rainy ones
+    r = trainer.weighting.reference
+    assert r[0] > r[1] and trainer.weighting.update({"haze": 1.0, "rain": 1.0})["rain"] > 1.0

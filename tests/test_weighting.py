@@ -84,6 +84,14 @@ def test_uncertainty_total_and_gradient():
     assert w.update({"a": 1.0, "b": 1.0})["a"] == pytest.approx(0.5)
 
 
+def _step(w, losses: dict[str, float]) -> dict[str, float]:
+    """One iteration as the trainer runs it: reference losses (here 1.5 + 2x the loss, so they
+    vary) first for the strategies that read them."""
+    if w.needs_reference:
+        w.set_reference({t: 1.5 + 2.0 * v for t, v in losses.items()})
+    return w.update(losses)
+
+
 @pytest.mark.parametrize("name", list(WEIGHTINGS))
 def test_resume_from_state_dict_reproduces_the_weights(name):
     opts = {"unirain": {"window": 4, "warmup": 5}, "dwa": {"period": 3}}.get(name, {})
@@ -91,16 +99,16 @@ def test_resume_from_state_dict_reproduces_the_weights(name):
     seq = [tuple(rng.uniform(0.1, 1.0, 3) * np.exp(-0.05 * t)) for t in range(40)]
     tasks = ["haze", "rain", "snow"]
     full = create_weighting(name, tasks, **opts)
-    expected = [full.update(dict(zip(tasks, s))) for s in seq]
+    expected = [_step(full, dict(zip(tasks, s))) for s in seq]
     first = create_weighting(name, tasks, **opts)
     for s in seq[:17]:
-        first.update(dict(zip(tasks, s)))
+        _step(first, dict(zip(tasks, s)))
     buffer = io.BytesIO()
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
     resumed = create_weighting(name, tasks, **opts)
     resumed.load_state_dict(torch.load(buffer, weights_only=True))
-    assert [resumed.update(dict(zip(tasks, s))) for s in seq[17:]] == expected[17:]
+    assert [_step(resumed, dict(zip(tasks, s))) for s in seq[17:]] == expected[17:]
     if name != "equal":
         assert any(abs(v - 1.0) > 1e-3 for e in expected for v in e.values()) or name == "uncertainty"
 
@@ -147,8 +155,30 @@ def test_weights_sum_to_the_number_of_tasks(name):
     rng = np.random.default_rng(2)
     w = create_weighting(name, ["a", "b", "c"], **opts)
     for t in range(60):
-        out = w.update(dict(zip("abc", rng.uniform(0.05, 2.0, 3) * np.exp(-0.03 * t))))
+        out = _step(w, dict(zip("abc", rng.uniform(0.05, 2.0, 3) * np.exp(-0.03 * t))))
         assert sum(out.values()) == pytest.approx(3.0, rel=1e-9)
+
+
+def test_relative_by_hand():
+    """``r`` is an EMA of the reference losses; ``w = K r^-p / sum r^-p``; the losses
+    themselves do not move the weights."""
+    w = create_weighting("relative", ["a", "b"], momentum=0.5, power=1.0)
+    with pytest.raises(RuntimeError, match="no reference loss"):
+        w.update({"a": 1.0, "b": 1.0})
+    w.set_reference({"a": 0.6, "b": 0.06})
+    assert [w.update({"a": 0.5, "b": 0.2})[t] for t in "ab"] == pytest.approx([2 / 11, 20 / 11], rel=1e-12)
+    w.set_reference({"a": 1.0, "b": 0.14})  # r = (0.8, 0.1)
+    assert [w.update({"a": 9.0, "b": 0.0})[t] for t in "ab"] == pytest.approx([2 / 9, 16 / 9], rel=1e-12)
+    half = create_weighting("relative", ["a", "b"], power=0.5)
+    half.set_reference({"a": 0.64, "b": 0.04})  # r^-1/2 = (1.25, 5)
+    assert [half.update({"a": 1.0, "b": 1.0})[t] for t in "ab"] == pytest.approx([0.4, 1.6], rel=1e-12)
+    flat = create_weighting("relative", ["a", "b"], power=0.0)
+    flat.set_reference({"a": 0.64, "b": 0.04})
+    assert flat.update({"a": 1.0, "b": 1.0}) == pytest.approx({"a": 1.0, "b": 1.0})
+    with pytest.raises(FloatingPointError, match="non-finite reference loss for task"):
+        w.set_reference({"a": float("inf"), "b": 1.0})
+    with pytest.raises(ValueError, match="power"):
+        create_weighting("relative", ["a"], power=-1)
 
 
 def test_uncertainty_weights_are_learnt_and_not_renormalised():

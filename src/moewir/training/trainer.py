@@ -231,6 +231,12 @@ class Trainer:
         losses = {t: self.criterion(o, g) for t, o, g in zip(self.tasks, outputs, targets)}
         local = torch.stack([losses[t].detach() for t in self.tasks])
         shared = distributed.mean_across_ranks(local, self.dist).tolist()
+        if self.weighting.needs_reference:  # the loss of doing nothing, per task
+            with torch.no_grad():
+                reference = torch.stack([self.criterion(x.float(), g) for x, g in
+                                         zip(inputs.split([len(t) for t in targets]), targets)])
+            reference = distributed.mean_across_ranks(reference, self.dist).tolist()
+            self.weighting.set_reference(dict(zip(self.tasks, reference)))
         total, weights = self.weighting.combine(losses, dict(zip(self.tasks, shared)))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()

@@ -16,6 +16,9 @@ Strategies (``docs/training.md`` has the formulas and the choices):
 * ``unirain``: UniRain / CoBa slope-based ``w = K (AF * TBS + (1 - AF) * TSS)``.
 * ``dwa``: dynamic weight averaging (Liu et al., CVPR 2019).
 * ``uncertainty``: homoscedastic uncertainty weighting (Kendall et al., CVPR 2018), learnt.
+* ``relative`` (not in the papers): ``w = K r^-p / sum r^-p`` with ``r`` an EMA of each task's
+  *reference* loss, the loss of the unrestored input (``needs_reference``: the trainer passes it
+  to :meth:`Relative.set_reference` before each :meth:`TaskWeighting.combine`).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from torch import nn
 
 from ..registry import Registry
 
-__all__ = ["TaskWeighting", "Equal", "ConvergenceIndex", "UniRain", "DWA", "Uncertainty", "WEIGHTINGS",
+__all__ = ["TaskWeighting", "Equal", "ConvergenceIndex", "UniRain", "DWA", "Uncertainty", "Relative", "WEIGHTINGS",
            "create_weighting", "softmax"]
 
 _EPS = 1e-12
@@ -52,6 +55,8 @@ class TaskWeighting(nn.Module):
     they keep state, :meth:`_state` / :meth:`_load`."""
 
     name = "base"
+    #: True for strategies that also read each task's reference loss (the unrestored input's)
+    needs_reference = False
 
     def __init__(self, tasks: Sequence[str]):
         super().__init__()
@@ -65,13 +70,17 @@ class TaskWeighting(nn.Module):
         missing = [t for t in self.tasks if t not in losses]
         if missing:
             raise ValueError(f"no loss for task(s) {', '.join(missing)}")
-        values = np.array([float(losses[t]) for t in self.tasks], dtype=np.float64)
-        if not np.all(np.isfinite(values)):
-            bad = [t for t, v in zip(self.tasks, values) if not np.isfinite(v)]
-            raise FloatingPointError(f"non-finite loss for task(s) {', '.join(bad)}")
+        values = self._finite(losses, "loss")
         self.steps += 1
         weights = self._weights(values)
         return {t: float(w) for t, w in zip(self.tasks, weights)}
+
+    def _finite(self, losses: dict[str, float], what: str) -> np.ndarray:
+        values = np.array([float(losses[t]) for t in self.tasks], dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            bad = [t for t, v in zip(self.tasks, values) if not np.isfinite(v)]
+            raise FloatingPointError(f"non-finite {what} for task(s) {', '.join(bad)}")
+        return values
 
     def _weights(self, losses: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -308,6 +317,51 @@ class Uncertainty(TaskWeighting):
         return sum(precision[i] * losses[t] + self.log_vars[i] for i, t in enumerate(self.tasks))
 
 
+class Relative(TaskWeighting):
+    """Each task weighed by how much restoring it can gain (not in the papers).
+
+    ``r_t = m r_{t-1} + (1 - m) L_ref,t`` (``r_1 = L_ref,1``) with ``L_ref`` the task's loss of
+    the unrestored input on this iteration's patch, and ``w = K r^-p / sum_j r_j^-p``: with
+    ``p = 1`` the total is (up to a common factor) ``sum_i L_i / r_i``, every task's loss as a
+    fraction of doing nothing. A nearly clean task (raindrop: reference ~0.06 against haze's
+    ~0.7 at 64 px) then costs as much to spoil as haze gains from being restored, where equal
+    weights let haze's global corrections leak onto it (docs/benchmarks.md).
+    """
+
+    name = "relative"
+    needs_reference = True
+
+    def __init__(self, tasks, momentum: float = 0.99, power: float = 1.0):
+        super().__init__(tasks)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"weighting momentum must be in [0, 1), got {momentum}")
+        if power < 0:
+            raise ValueError(f"weighting power must be >= 0, got {power}")
+        self.momentum, self.power = momentum, power
+        self.reference: np.ndarray | None = None
+
+    def set_reference(self, losses: dict[str, float]) -> None:
+        """Feed this iteration's reference losses (before :meth:`update`)."""
+        values = np.maximum(self._finite(losses, "reference loss"), _EPS)
+        if self.reference is None:
+            self.reference = values
+        else:
+            self.reference = self.momentum * self.reference + (1.0 - self.momentum) * values
+
+    def _weights(self, losses):
+        if self.reference is None:
+            raise RuntimeError("relative weighting: no reference loss yet (call set_reference first)")
+        scores = self.reference ** -self.power
+        return len(losses) * scores / scores.sum()
+
+    def _state(self):
+        return {} if self.reference is None else {"reference": self.reference.tolist()}
+
+    def _load(self, state):
+        if "reference" in state:
+            self.reference = np.array(state["reference"], dtype=np.float64)
+
+
 #: Strategy name -> ``builder(tasks, **options) -> TaskWeighting`` (the ``weighting.name`` of a config).
 WEIGHTINGS: Registry[Callable[..., TaskWeighting]] = Registry("weighting")
 WEIGHTINGS.register("equal", Equal)
@@ -316,6 +370,7 @@ WEIGHTINGS.register("ori", lambda tasks, **kw: ConvergenceIndex(tasks, use_aci=T
 WEIGHTINGS.register("unirain", UniRain)
 WEIGHTINGS.register("dwa", DWA)
 WEIGHTINGS.register("uncertainty", Uncertainty)
+WEIGHTINGS.register("relative", Relative)
 
 
 def create_weighting(name: str, tasks: Sequence[str], **options: Any) -> TaskWeighting:
