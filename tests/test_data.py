@@ -279,6 +279,45 @@ def test_input_and_target_get_the_same_crop_and_augmentation(tmp_path):
         assert inp.shape[-1] == (12 if step < 2 else 8)
 
 
+def test_zoomed_crop_matches_pillow_and_keeps_pairs_aligned():
+    """A 48-px photo seen at zoom 1/4 as a 12-px patch is the whole photo resized: Pillow's
+    bilinear resize (antialiased when reducing) of each channel is the reference."""
+    from moewir.data import zoomed_crop
+    rng = np.random.default_rng(0)
+    photo = rng.random((48, 48, 3)).astype(np.float32)
+    out, same = zoomed_crop([photo, photo.copy()], 12, (0.25, 0.25), np.random.default_rng(1))
+    ref = np.stack([np.asarray(Image.fromarray(photo[..., c], mode="F").resize((12, 12), Image.BILINEAR))
+                    for c in range(3)], -1)
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+    assert np.array_equal(out, same)
+    # the crop side is clamped to the photo: zoom 1/8 of a 48-px photo is still the whole photo
+    wider = zoomed_crop([photo], 12, (0.125, 0.125), np.random.default_rng(1))[0]
+    np.testing.assert_allclose(wider, ref, atol=2e-5)
+    # zoom 1 is the plain crop, the same pixels for the same generator state
+    from moewir.data import random_crop
+    plain = random_crop([photo], 12, np.random.default_rng(2))[0]
+    assert np.array_equal(zoomed_crop([photo], 12, (1.0, 1.0), np.random.default_rng(2))[0], plain)
+
+
+def test_zoom_widens_the_view_of_a_ramp(tmp_path):
+    """On a horizontal ramp (value = x / width) a patch cut at zoom z spans about 1/z times
+    the range of values of a plain patch."""
+    root = tmp_path / "ramp"
+    ramp = np.repeat(np.tile(np.linspace(0, 255, 192), (192, 1))[..., None], 3, -1).round().astype(np.uint8)
+    _save(root / "haze" / "input" / "0.png", ramp)
+    _save(root / "haze" / "target" / "0.png", ramp)
+    spans = {}
+    for zoom in (None, (0.25, 0.25)):
+        loader = MultiTaskLoader(discover(root), patch_size=16, batch_per_task=8, rotate=False, zoom=zoom)
+        inp, tgt = next(loader)["haze"]
+        assert torch.equal(inp, tgt)
+        spans[zoom] = float((inp[:, 0].amax((1, 2)) - inp[:, 0].amin((1, 2))).mean())
+    assert spans[None] == pytest.approx(15 / 191, abs=0.01)
+    assert spans[(0.25, 0.25)] == pytest.approx(4 * 15 / 191, rel=0.1)
+    with pytest.raises(ValueError, match="zoom"):
+        MultiTaskLoader(discover(root), patch_size=16, zoom=(0.5, 2.0))
+
+
 def test_loader_is_reproducible_by_seed(tmp_path):
     tasks = _task_tree(tmp_path)
     first = [next(MultiTaskLoader(tasks, 16, seed=3)) for _ in range(2)]

@@ -359,6 +359,7 @@ def test_resume_falls_back_past_a_corrupt_latest_checkpoint(tmp_path, dataset, c
     ("train.ema", 1.0, "'train.ema' must be a number in [0, 1)"),
     ("optim.betas", [0.9], "'optim.betas' must be two numbers in [0, 1)"),
     ("datasets.val.center_crop", 0, "'datasets.val.center_crop' must be null or a positive integer"),
+    ("datasets.train.zoom", [0.5, 2], "'datasets.train.zoom' must be null or [lo, hi] with 0 < lo <= hi <= 1"),
 ])
 def test_unusable_config_values_name_their_key(tmp_path, dataset, capsys, key, value, message):
     """One line naming the key and the value, before torch or numpy see it; and a run that fails
@@ -422,3 +423,12 @@ def test_relative_weighting_reads_the_loss_of_the_unrestored_input(tmp_path, dat
     # the hazy inputs (0.6 c + 0.35) are further from their targets than the rainy ones
     r = trainer.weighting.reference
     assert r[0] > r[1] and trainer.weighting.update({"haze": 1.0, "rain": 1.0})["rain"] > 1.0
+
+
+def test_zoom_reaches_every_task_loader(tmp_path, dataset):
+    from moewir.training.config import training_config
+    from moewir.training.trainer import build_dataloaders
+    config = training_config(_config(tmp_path, dataset, "zoom", **{"datasets.train.zoom": [0.5, 1.0]}))
+    _, loader, _ = build_dataloaders(config.datasets, 0, 0, 0)
+    assert {t: l.dataset.zoom for t, l in loader.loaders.items()} == {"haze": (0.5, 1.0), "rain": (0.5, 1.0)}
+    assert next(loader)["haze"][0].shape[-1] == 32

@@ -11,12 +11,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .io import ImageReadError, read_image
 from .layouts import Pair
 
-__all__ = ["PairedPatches", "PairedImages", "MultiTaskLoader", "SeededIndices", "augment", "random_crop"]
+__all__ = ["PairedPatches", "PairedImages", "MultiTaskLoader", "SeededIndices", "augment", "random_crop",
+           "zoomed_crop"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,24 @@ def random_crop(arrays: Sequence[np.ndarray], size: int, rng: np.random.Generato
     return [a[y:y + size, x:x + size] for a in arrays]
 
 
+def zoomed_crop(arrays: Sequence[np.ndarray], size: int, zoom: tuple[float, float],
+                rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random crop of each array, seen at a random scale: a square of side
+    ``round(size / z)`` (at most the image's shorter side), with ``z`` log-uniform in
+    ``zoom = (lo, hi)``, resized to ``size x size`` (antialiased bilinear). ``z < 1`` zooms out,
+    so a patch holds the context of a larger part of the photo (haze's airlight and depth)."""
+    lo, hi = zoom
+    z = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
+    h, w = arrays[0].shape[:2]
+    side = max(size, min(int(round(size / z)), h, w))
+    if side == size:
+        return random_crop(arrays, size, rng)
+    crops = random_crop(arrays, side, rng)
+    batch = torch.from_numpy(np.stack([np.ascontiguousarray(c.transpose(2, 0, 1)) for c in crops]))
+    small = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return [a.numpy().transpose(1, 2, 0).clip(0.0, 1.0) for a in small]
+
+
 def augment(arrays: Sequence[np.ndarray], rng: np.random.Generator, flip: bool = True,
             rotate: bool = True) -> list[np.ndarray]:
     """The same random horizontal/vertical flip and 90-degree rotation of each array."""
@@ -65,14 +85,19 @@ class PairedPatches(Dataset):
     Items are requested as ``(index, seed)``: crops and augmentations come from ``seed``, so a
     run is reproducible whatever the number of workers (see :class:`SeededIndices`).
     With ``skip_bad=True`` an unreadable pair is logged and another pair is drawn instead.
+    ``zoom = (lo, hi)`` cuts each patch at a random scale (:func:`zoomed_crop`); ``None`` (and
+    ``(1, 1)``) cuts it at the photo's own scale.
     """
 
     def __init__(self, pairs: Sequence[Pair], patch_size: int, flip: bool = True, rotate: bool = True,
-                 skip_bad: bool = False):
+                 skip_bad: bool = False, zoom: tuple[float, float] | None = None):
         if not pairs:
             raise ValueError("PairedPatches needs at least one pair")
+        if zoom is not None and not 0 < zoom[0] <= zoom[1] <= 1:
+            raise ValueError(f"zoom must be [lo, hi] with 0 < lo <= hi <= 1, got {list(zoom)}")
         self.pairs = list(pairs)
         self.patch_size = patch_size
+        self.zoom = None if zoom is None or tuple(zoom) == (1, 1) else (float(zoom[0]), float(zoom[1]))
         self.flip, self.rotate = flip, rotate
         self.skip_bad = skip_bad
         self.bad: set[int] = set()
@@ -97,7 +122,9 @@ class PairedPatches(Dataset):
                 if not readable:
                     raise ImageReadError(self.pairs[index].input, "no readable pair left in this task") from None
                 index = readable[int(rng.integers(0, len(readable)))]
-        arrays = augment(random_crop(arrays, self.patch_size, rng), rng, self.flip, self.rotate)
+        crops = (random_crop(arrays, self.patch_size, rng) if self.zoom is None
+                 else zoomed_crop(arrays, self.patch_size, self.zoom, rng))
+        arrays = augment(crops, rng, self.flip, self.rotate)
         return _tensor(arrays[0]), _tensor(arrays[1])
 
 
@@ -151,13 +178,14 @@ class MultiTaskLoader:
     ``batch_per_task`` is an int (same for all) or ``{task: size}``. ``patch_schedule`` is an
     optional progressive schedule ``[(start_iteration, patch_size), ...]``: patches are read
     at ``patch_size`` (the largest) and each step's batch is cropped to the size in force.
-    ``start_step`` resumes the exact stream of an interrupted run at that step.
+    ``zoom`` is :class:`PairedPatches`'s. ``start_step`` resumes the exact stream of an interrupted run at that step.
     """
 
     def __init__(self, tasks: dict[str, Sequence[Pair]], patch_size: int,
                  batch_per_task: int | dict[str, int] = 1, workers: int = 0, seed: int = 0,
                  flip: bool = True, rotate: bool = True, skip_bad: bool = False,
-                 patch_schedule: Sequence[tuple[int, int]] | None = None, start_step: int = 0):
+                 patch_schedule: Sequence[tuple[int, int]] | None = None, start_step: int = 0,
+                 zoom: tuple[float, float] | None = None):
         if not tasks:
             raise ValueError("MultiTaskLoader needs at least one task")
         self.tasks = sorted(tasks)
@@ -171,7 +199,7 @@ class MultiTaskLoader:
         self.step, self.seed = start_step, seed
         self.loaders = {}
         for i, task in enumerate(self.tasks):
-            dataset = PairedPatches(tasks[task], patch_size, flip, rotate, skip_bad)
+            dataset = PairedPatches(tasks[task], patch_size, flip, rotate, skip_bad, zoom)
             self.loaders[task] = DataLoader(
                 dataset, batch_size=sizes[task], num_workers=workers, persistent_workers=workers > 0,
                 sampler=SeededIndices(len(dataset), seed * 1000 + i, skip=start_step * sizes[task]))

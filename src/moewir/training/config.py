@@ -58,6 +58,10 @@ class TrainDataConfig:
     patch_schedule: tuple[tuple[int, int], ...] | None = _key(      # progressive patch sizes
         None, lambda v: v is None or all(s >= 1 and i >= 0 for i, s in v),
         "null or a list of [start_iteration, patch_size] pairs")
+    #: Patches cut at a random scale: ``[lo, hi]``, each patch covering ``patch_size / z`` pixels
+    #: of the photo (``z`` log-uniform in the range) resized to ``patch_size``; null: no zoom.
+    zoom: tuple[float, float] | None = _key(
+        None, lambda v: v is None or (len(v) == 2 and 0 < v[0] <= v[1] <= 1), "null or [lo, hi] with 0 < lo <= hi <= 1")
     flip: bool = True
     rotate: bool = True
     workers: int = _key(0, _count, "a non-negative integer")
