@@ -100,3 +100,23 @@ def test_gpu_check_quick_on_the_cpu_skips_only_cuda_parts(bench, tmp_path, capsy
     assert all(line.count("|") == 4 for line in table)      # three cells each
     written = json.loads(out.read_text(encoding="utf-8"))
     assert written["rows"] == result["rows"] and written["cuda"] is False
+
+
+def test_restore_backends_quick(tmp_path, capsys):
+    """bench/restore_backends.py at --quick size, eager against bf16 (torch.compile and the
+    ONNX export take minutes, so they are left to the real run): one row per backend, eager's
+    ratio 1, bf16 close to eager but not bit-equal, the JSON holds what was printed."""
+    sys.path.insert(0, str(BENCH))
+    threads = torch.get_num_threads()
+    try:
+        import restore_backends
+        assert restore_backends.main(["--quick", "--threads", "1", "--backends", "eager", "bf16",
+                                      "--json", str(tmp_path / "r.json")]) == 0
+    finally:
+        sys.path.remove(str(BENCH))
+        torch.set_num_threads(threads)
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert sorted(rows) == ["bf16", "eager"]
+    assert rows["eager"]["ratio_to_eager"] == 1.0 and rows["eager"]["max_abs_diff"] == 0.0
+    assert 0 < rows["bf16"]["max_abs_diff"] < 0.1 and _positive(rows["bf16"]["ratio_to_eager"])
+    assert len(_table_lines(capsys.readouterr().out, "| model | backend")) == 4
