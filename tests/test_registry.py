@@ -73,7 +73,7 @@ def test_unknown_names_list_the_valid_ones():
 # -- every real registry: unknown names list the valid ones --------------------------------
 @pytest.mark.parametrize("registry,known", [
     (TASKS, {"haze", "rain", "snow", "raindrop", "nightrain", "nightraindrop", "rain+haze", "snow+haze"}),
-    (WEIGHTINGS, {"equal", "rci", "ori", "unirain", "dwa", "uncertainty"}),
+    (WEIGHTINGS, {"equal", "rci", "ori", "unirain", "dwa", "uncertainty", "relative"}),
     (STUDIES, {"routing", "experts", "weighting", "topk"}),
     (DESCRIBERS, {"builtin", "clip"}),
     (JUDGES, {"builtin", "http"}),
