@@ -129,13 +129,14 @@ def is_pytorch_file(path: str | Path) -> bool:
 
 
 def _refusal(exc: pickle.UnpicklingError) -> str:
-    """The one line of a ``weights_only`` refusal that says what the file asked for."""
+    """What a ``weights_only`` refusal says the file asked for, in one line."""
     text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    found = re.search(r"GLOBAL ([\w.]+)", text)  # "Unsupported global: GLOBAL os.system ..." and its rewordings
     if found:
-        return f"it asks for {found.group(1)}, which is not plain weights data"
-    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
-    return found.group(1).strip() if found else text.strip().splitlines()[0]
+        return f"it asks for {found.group(1)}, which is neither a tensor nor plain data"
+    boilerplate = ("Weights only load failed", "Check the documentation", "(1)", "(2)")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(boilerplate)]
+    return lines[0].removeprefix("WeightsUnpickler error: ") if lines else "it holds more than tensors and plain data"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
