@@ -6,6 +6,7 @@ docs/evaluation.md.)"""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -24,6 +25,7 @@ from moewir.models.official import LAYOUTS
 from moewir.models.promptir import PromptGeneration
 from moewir.models.registry import build_model
 
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 TINY = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 2, 2))
 TINY_PROMPT = dict(TINY, prompt_dims=(4, 8, 8), prompt_sizes=(4, 3, 2), prompt_len=3, prompt_heads=2)
 
@@ -336,6 +338,8 @@ def test_wrong_family_dual_pixel_and_non_checkpoints_are_one_line_errors(tmp_pat
     _, path = promptir_release(tmp_path)
     with pytest.raises(ValueError, match=r"model\.ckpt: holds official PromptIR weights, not 'restormer-tiny'"):
         build_from_weights(path, "restormer-tiny")
+    with pytest.raises(ValueError, match=r"model\.ckpt: unknown model 'restormr'; registered models: moewirnet"):
+        build_from_weights(path, "restormr")
     dual = tmp_path / "dual.pth"
     torch.save({"params": {"patch_embed.proj.weight": torch.zeros(48, 6, 3, 3), "skip_conv.weight": torch.zeros(1)}},
                dual)
@@ -355,3 +359,12 @@ def test_wrong_family_dual_pixel_and_non_checkpoints_are_one_line_errors(tmp_pat
         build_from_weights(broken)
     with pytest.raises(ValueError, match=r"out.bin: the converted weights file must end in .safetensors"):
         convert_weights(path, tmp_path / "out.bin")
+
+
+def test_parity_bench_skips_without_the_official_files(capsys):
+    """bench/official_parity.py compares with the official code only when given its files."""
+    spec = importlib.util.spec_from_file_location("official_parity", BENCH / "official_parity.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([]) == 0
+    assert "no official architecture file given" in capsys.readouterr().out

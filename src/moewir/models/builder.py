@@ -180,6 +180,8 @@ def _build_from_release(path: Path, model: str | None, overrides: dict[str, Any]
     tensors = official.read_checkpoint(path)
     layout = official.layout_of(path, tensors)
     name = model or layout.family
+    if name not in list_models():
+        raise ValueError(f"{path}: unknown model {name!r}; registered models: {', '.join(list_models())}")
     if not isinstance(_skeleton(path, name, {}, "the default config"), layout.network):
         raise ValueError(f"{path}: holds official {layout.title} weights, not {name!r} ones")
     config = {**official.release_config(tensors), **(overrides or {})}
