@@ -6,15 +6,17 @@ from pathlib import Path
 
 from ..evaluation.runner import METRICS
 from ..metrics.lpips import BACKBONES
-from .options import add_device_options, parse_tile
+from .options import WEIGHTS_FILES, add_device_options, parse_tile
 
 HELP = "score one or more trained networks on a paired test set (PSNR/SSIM, NIQE, LPIPS)"
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help=HELP, description=HELP + "; see docs/evaluation.md.")
-    p.add_argument("--weights", required=True, metavar="W.safetensors", help="weights written by `moewir train`")
-    p.add_argument("--compare", nargs="+", default=[], metavar="W2", help="more weights, scored in the same table")
+    p.add_argument("--weights", required=True, metavar="W", help=WEIGHTS_FILES)
+    p.add_argument("--compare", nargs="+", default=[], metavar="W2",
+                   help="more weights, scored in the same table (the same kinds of file; a release is loaded at "
+                        "its own size, restormer or promptir)")
     p.add_argument("--labels", nargs="+", metavar="NAME", help="table names for --weights and --compare, in order")
     p.add_argument("--input-baseline", action="store_true", help="also score the unrestored inputs, as 'input'")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder or list (any layout moewir reads)")

@@ -3,8 +3,9 @@
 ``--model NAME`` means the same in every command that takes it: a registered model, by name
 (:func:`moewir.list_models`), the network architecture. A weights file written by ``moewir
 train`` names its own architecture, so next to ``--weights`` ``--model`` is needed only for
-files without moewir metadata. Each command's help says which weights it runs when no
-``--weights`` is given (``restore``: the model's shipped weights; ``export`` and ``profile``:
+files without moewir metadata; an official Restormer or PromptIR release (``.pth`` / ``.ckpt``)
+names its family itself, and ``--model`` then picks a size of it (default: the release's).
+Each command's help says which weights it runs when no ``--weights`` is given (``restore``: the model's shipped weights; ``export`` and ``profile``:
 random weights).
 """
 from __future__ import annotations
@@ -49,14 +50,21 @@ def add_model_option(parser: argparse.ArgumentParser, without_weights: str, with
     """``--model NAME`` (see the module docstring). ``without_weights`` says what the command
     does with the model when no weights file is given; ``with_weights`` replaces the sentence
     about files without metadata, for commands whose ``--weights`` differs."""
-    with_weights = with_weights or "with --weights, needed only for files without moewir metadata"
+    with_weights = with_weights or ("with --weights, needed only for files without moewir metadata (for an "
+                                    "official Restormer / PromptIR release: a size of its family, default the "
+                                    "release's)")
     parser.add_argument("--model", metavar="NAME", default=default,
                         help=f"registered model (the architecture), one of: {', '.join(list_models())}. "
                              f"Without --weights: {without_weights}; {with_weights}")
 
 
-def add_weights_option(parser: argparse.ArgumentParser, what: str = "weights written by `moewir train`") -> None:
-    parser.add_argument("--weights", metavar="W.safetensors", help=what)
+#: What ``--weights`` / ``--compare`` take.
+WEIGHTS_FILES = ("weights written by `moewir train` or `moewir convert`, or an official Restormer (.pth) / "
+                 "PromptIR (.ckpt) release")
+
+
+def add_weights_option(parser: argparse.ArgumentParser, what: str = WEIGHTS_FILES) -> None:
+    parser.add_argument("--weights", metavar="W", help=what)
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:

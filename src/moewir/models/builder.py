@@ -6,9 +6,14 @@ A weights file is safetensors whose metadata says which registered network it ho
 tensors on a skeleton without memory before anything real is built, so a hostile or corrupt
 header costs nothing. ``create_model(name, pretrained=True)`` loads the weights shipped in the
 package for ``name``.
+
+:func:`build_from_weights` also takes the baselines' official releases (a ``torch.save`` file:
+Restormer's ``.pth``, PromptIR's Lightning ``.ckpt``), read safely and renamed by
+:mod:`moewir.models.official`; :func:`convert_weights` writes one as a weights file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, is_dataclass
 from importlib import resources
@@ -22,10 +27,11 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from ..data.io import atomic_file
+from . import official
 from .registry import build_model, list_models, recorded_config
 
 __all__ = ["create_model", "model_spec", "save_weights", "read_metadata", "stored_shapes", "check_fit",
-           "read_tensors", "load_weights", "shipped_weights", "build_from_weights"]
+           "read_tensors", "load_weights", "shipped_weights", "build_from_weights", "convert_weights"]
 
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
@@ -137,10 +143,14 @@ def build_from_weights(path: str | Path, model: str | None = None,
     The architecture comes from the file's ``model_name`` / ``model_config`` metadata; ``model``
     (a registered name, built with its default config) is needed only for files without it.
     ``overrides`` replace recorded config fields (those that leave the weights' shapes alone).
+    An official Restormer or PromptIR release names its family itself (``model`` then picks a
+    size of that family; by default the release's, ``restormer`` / ``promptir``).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such weights file")
+    if official.is_pytorch_file(path):
+        return _build_from_release(path, model, overrides)
     meta = read_metadata(path)
     name = meta.get("model_name") or model
     if not name:
@@ -149,12 +159,51 @@ def build_from_weights(path: str | Path, model: str | None = None,
     if model and meta.get("model_name") and model != meta["model_name"]:
         raise ValueError(f"{path}: holds {meta['model_name']!r} weights, not {model!r}")
     config = {**_recorded(path, name, meta.get("model_config")), **(overrides or {})}
-    try:
-        with torch.device("meta"):
-            skeleton = build_model(name, **config)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: its model_config does not build a {name!r} network ({exc})") from None
+    skeleton = _skeleton(path, name, config, "its model_config")
     check_fit(path, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes(path))
     network = build_model(name, **config)
     load_weights(path, network)
+    return network
+
+
+def _skeleton(path: Path, name: str, config: dict[str, Any], what: str) -> nn.Module:
+    """``name`` built with ``config`` without memory (``what`` names the config in errors)."""
+    try:
+        with torch.device("meta"):
+            return build_model(name, **config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: {what} does not build a {name!r} network ({exc})") from None
+
+
+def _build_from_release(path: Path, model: str | None, overrides: dict[str, Any] | None) -> nn.Module:
+    """The network of an official release, its tensors fitted by their official names."""
+    tensors = official.read_checkpoint(path)
+    layout = official.layout_of(path, tensors)
+    name = model or layout.family
+    if name not in list_models():
+        raise ValueError(f"{path}: unknown model {name!r}; registered models: {', '.join(list_models())}")
+    if not isinstance(_skeleton(path, name, {}, "the default config"), layout.network):
+        raise ValueError(f"{path}: holds official {layout.title} weights, not {name!r} ones")
+    config = {**official.release_config(tensors), **(overrides or {})}
+    skeleton = _skeleton(path, name, config, f"the release's config {config}")
+    stored = {k: tuple(v.shape) for k, v in tensors.items() if not layout.is_unused(k)}
+    expected = {layout.to_official(k): layout.official_shape(k, tuple(v.shape))
+                for k, v in skeleton.state_dict().items()}
+    check_fit(path, expected, stored)
+    network = build_model(name, **config)
+    renamed = {key: layout.to_moewir(key) for key in stored}
+    network.load_state_dict({ours: layout.to_moewir_tensor(ours, tensors[key]) for key, ours in renamed.items()})
+    return network
+
+
+def convert_weights(source: str | Path, target: str | Path, model: str | None = None) -> nn.Module:
+    """Write the weights in ``source`` (an official release, or any file :func:`build_from_weights`
+    reads) as a moewir weights file ``target``; its metadata also names the source file and its
+    SHA-256. Returns the network."""
+    source, target = Path(source), Path(target)
+    if target.suffix != ".safetensors":
+        raise ValueError(f"{target}: the converted weights file must end in .safetensors")
+    network = build_from_weights(source, model)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    save_weights(target, network, extra={"converted_from": source.name, "source_sha256": digest})
     return network

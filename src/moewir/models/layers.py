@@ -46,15 +46,24 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect",
 
 
 class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel dimension of a ``(B, C, H, W)`` tensor (Restormer's ``WithBias``)."""
+    """LayerNorm over the channel dimension of a ``(B, C, H, W)`` tensor.
 
-    def __init__(self, channels: int, eps: float = 1e-5):
+    ``bias=True`` is Restormer's ``WithBias`` norm, ``(x - mean) / sqrt(var + eps) * w + b``;
+    ``bias=False`` is its ``BiasFree`` norm, ``x / sqrt(var + eps) * w``, which divides by the
+    standard deviation about the mean but does not subtract the mean (Restormer's denoising
+    releases use it).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, bias: bool = True):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_parameter("bias", nn.Parameter(torch.zeros(channels)) if bias else None)
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            var = x.var(dim=1, keepdim=True, unbiased=False)
+            return x * torch.rsqrt(var + self.eps) * self.weight[:, None, None]
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)

@@ -2,7 +2,9 @@
 Image Restoration", CVPR 2022), for comparisons under the same settings as MOE-WIRNet.
 
 Block: ``X = X + MDTA(LN(X))``; ``X = X + GDFN(LN(X))``. MDTA is the same transposed attention
-as MOE-WIRNet's channel expert, applied to all channels.
+as MOE-WIRNet's channel expert, applied to all channels. ``layer_norm`` picks the official code's
+two norms (``with_bias``, its ``WithBias``; ``bias_free``, its ``BiasFree``); with it the network
+is the official architecture exactly, so the official releases load (:mod:`moewir.models.official`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from .layers import GatedFeedForward, LayerNorm2d
 from .registry import config_from_dict, register_model
 from .unet import EncoderDecoder
 
-__all__ = ["RestormerConfig", "RestormerBlock", "Restormer"]
+__all__ = ["RestormerConfig", "RestormerBlock", "Restormer", "LAYER_NORMS", "check_layer_norm"]
+
+#: ``layer_norm`` options: Restormer's ``WithBias`` and ``BiasFree`` norms (see ``LayerNorm2d``).
+LAYER_NORMS = ("with_bias", "bias_free")
 
 
 @dataclass(frozen=True)
@@ -30,14 +35,24 @@ class RestormerConfig:
     in_channels: int = 3
     out_channels: int = 3
     zero_init_output: bool = False  # start as the identity (see MoEWIRNetConfig)
+    layer_norm: str = "with_bias"  # one of LAYER_NORMS
+
+    def __post_init__(self):
+        check_layer_norm(self.layer_norm)
+
+
+def check_layer_norm(value: str) -> None:
+    if value not in LAYER_NORMS:
+        raise ValueError(f"layer_norm must be one of {', '.join(LAYER_NORMS)}, got {value!r}")
 
 
 class RestormerBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, ffn_expansion: float, bias: bool):
+    def __init__(self, dim: int, heads: int, ffn_expansion: float, bias: bool, layer_norm: str = "with_bias"):
         super().__init__()
-        self.norm1 = LayerNorm2d(dim)
+        with_bias = layer_norm == "with_bias"
+        self.norm1 = LayerNorm2d(dim, bias=with_bias)
         self.attn = ChannelExpert(dim, heads, bias)
-        self.norm2 = LayerNorm2d(dim)
+        self.norm2 = LayerNorm2d(dim, bias=with_bias)
         self.ffn = GatedFeedForward(dim, ffn_expansion, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +63,7 @@ class RestormerBlock(nn.Module):
 class Restormer(EncoderDecoder):
     def __init__(self, config: RestormerConfig):
         def make_block(dim: int, heads: int, stage: str, index: int) -> RestormerBlock:
-            return RestormerBlock(dim, heads, config.ffn_expansion, config.bias)
+            return RestormerBlock(dim, heads, config.ffn_expansion, config.bias, config.layer_norm)
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
                          config.heads, config.in_channels, config.out_channels, config.zero_init_output)

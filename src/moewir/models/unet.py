@@ -9,6 +9,9 @@ Both networks have the same skeleton (MOE-WIRNet Sec. 3.1, Restormer Fig. 2):
 * a refinement stage and the global residual ``I_hat = I + H_refine(F_dec^1)``.
 
 They differ only in their transformer block, which a network passes in as ``make_block``.
+PromptIR (Potlapalli et al. 2023) is the same skeleton with a module between the decoder
+levels, applied to the feature coming up from the level below before it is upsampled
+(``make_bridge``; without it, nothing is there).
 Any input size works: the image is reflect-padded to a multiple of 8 and cropped back.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch.nn as nn
 
 from .layers import Downsample, Upsample, pad_to_multiple
 
-__all__ = ["EncoderDecoder", "BlockFactory", "STAGES", "LEVELS", "level_widths"]
+__all__ = ["EncoderDecoder", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS", "level_widths"]
 
 #: Stage names passed to the block factory, in forward order.
 STAGES = ("encoder", "bottleneck", "decoder", "refinement")
@@ -28,6 +31,11 @@ STAGES = ("encoder", "bottleneck", "decoder", "refinement")
 #: ``make_block(dim, heads, stage, index)`` -> one transformer block; ``index`` counts blocks
 #: within one level (used e.g. to alternate shifted windows).
 BlockFactory = Callable[[int, int, str, int], nn.Module]
+
+#: ``make_bridge(level, width) -> (module, out_width)``: the module applied to the ``width``
+#: channels entering decoder level ``level`` (3, 2, 1: from the bottleneck, from level 3, from
+#: level 2) before they are upsampled, and the channels it gives back.
+BridgeFactory = Callable[[int, int], tuple[nn.Module, int]]
 
 LEVELS = 4
 _MULTIPLE = 2 ** (LEVELS - 1)
@@ -41,7 +49,8 @@ def level_widths(dim: int) -> list[int]:
 class EncoderDecoder(nn.Module):
     def __init__(self, make_block: BlockFactory, dim: int, num_blocks: Sequence[int],
                  num_refinement_blocks: int, heads: Sequence[int], in_channels: int = 3,
-                 out_channels: int = 3, zero_init_output: bool = False):
+                 out_channels: int = 3, zero_init_output: bool = False,
+                 make_bridge: BridgeFactory | None = None):
         super().__init__()
         if len(num_blocks) != LEVELS or len(heads) != LEVELS:
             raise ValueError(f"num_blocks and heads need {LEVELS} entries (one per level), "
@@ -61,12 +70,24 @@ class EncoderDecoder(nn.Module):
             level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(LEVELS - 1))
         self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(LEVELS - 1))
         self.bottleneck = level(widths[-1], num_blocks[-1], heads[-1], "bottleneck")
-        # Decoder, deepest level first: level 3, 2, 1.
+        # Decoder, deepest level first: level 3, 2, 1. Each level's input (the bottleneck's or
+        # the level below's output) passes a bridge, is upsampled (halving its channels) and is
+        # concatenated with the encoder's skip.
         dec_levels = list(range(LEVELS - 2, -1, -1))
-        self.ups = nn.ModuleList(Upsample(widths[lvl + 1]) for lvl in dec_levels)
+        bridges, up_widths = [], []
+        for lvl in dec_levels:
+            width_in = widths[lvl + 1]
+            bridge, width = make_bridge(lvl + 1, width_in) if make_bridge else (nn.Identity(), width_in)
+            if lvl == 0 and width != widths[1]:
+                raise ValueError(f"the bridge into decoder level 1 must keep its {widths[1]} channels (level 1 "
+                                 f"has no 1x1 reduction), got {width}")
+            bridges.append(bridge)
+            up_widths.append(width)
+        self.bridges = nn.ModuleList(bridges)
+        self.ups = nn.ModuleList(Upsample(width) for width in up_widths)
         self.reduces = nn.ModuleList(
-            nn.Conv2d(2 * widths[lvl], widths[lvl], 1, bias=False) if lvl > 0 else nn.Identity()
-            for lvl in dec_levels)
+            nn.Conv2d(width // 2 + widths[lvl], widths[lvl], 1, bias=False) if lvl > 0 else nn.Identity()
+            for lvl, width in zip(dec_levels, up_widths))
         self.decoders = nn.ModuleList(
             level(widths[lvl] if lvl > 0 else 2 * dim, num_blocks[lvl], heads[lvl], "decoder")
             for lvl in dec_levels)
@@ -87,7 +108,8 @@ class EncoderDecoder(nn.Module):
             skips.append(feat)
             feat = down(feat)
         feat = self.bottleneck(feat)
-        for up, reduce, decoder, skip in zip(self.ups, self.reduces, self.decoders, reversed(skips)):
-            feat = decoder(reduce(torch.cat([up(feat), skip], dim=1)))
+        for bridge, up, reduce, decoder, skip in zip(self.bridges, self.ups, self.reduces, self.decoders,
+                                                     reversed(skips)):
+            feat = decoder(reduce(torch.cat([up(bridge(feat)), skip], dim=1)))
         residual = self.output(self.refinement(feat))
         return (x + residual)[..., :h, :w]
