@@ -199,8 +199,12 @@ def _transcode(av, restore_tensor, container, stream, out, info: VideoInfo, enco
     except (av.FFmpegError, ValueError) as exc:
         raise VideoError(source, f"this PyAV build cannot encode {encoding.codec} ({_reason(exc)})") from None
     video.width, video.height, video.pix_fmt = info.width, info.height, encoding.pix_fmt
-    video.time_base = stream.time_base  # frames keep their timestamps: the same rate, even a variable one
-    video.codec_context.time_base = stream.time_base
+    # Frames keep their timestamps (so the rate, even a variable one, and the sync with the audio),
+    # except in AVI, which stores none: its decoded timestamps are guesses, so frames are numbered.
+    numbered = out.format.name == "avi" or not info.rate
+    time_base = 1 / Fraction(info.rate or 25) if numbered else stream.time_base
+    step = max(1, round(1 / Fraction(info.rate or 25) / time_base))  # one frame; for a missing timestamp
+    video.time_base = video.codec_context.time_base = time_base
     if info.rotation:
         video.set_display_rotation(info.rotation)
     audio_in = container.streams.audio[0] if container.streams.audio else None
@@ -213,18 +217,18 @@ def _transcode(av, restore_tensor, container, stream, out, info: VideoInfo, enco
     bar = tqdm(total=info.frames or None, desc=source.name, unit="frame", disable=not progress, leave=False,
                dynamic_ncols=True)
     pending: list[tuple[np.ndarray, int | None]] = []
-    written = 0
-    period = 1 / (info.rate or 25) / stream.time_base  # for frames without a timestamp
+    written, last = 0, None
 
     def flush() -> None:
-        nonlocal written
+        nonlocal written, last
         if not pending:
             return
         restored = _restore_frames(restore_tensor, [frame for frame, _ in pending])
         for image, (_, pts) in zip(restored, pending):
+            if numbered or pts is None or (last is not None and pts <= last):
+                pts = 0 if last is None else last + step
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = pts if pts is not None else int(round(written * period))
-            frame.time_base = stream.time_base
+            frame.pts, frame.time_base, last = pts, time_base, pts
             out.mux(video.encode(frame))
             written += 1
         bar.update(len(pending))
