@@ -17,7 +17,8 @@ def _help(capsys, argv: list[str]) -> str:
 def test_help_describes_what_the_commands_do(capsys):
     text = _help(capsys, [])
     assert "later" not in text and "--debug" in text
-    for word in ("restore", "synthesize", "distill", "train", "ablations", "evaluate", "ONNX", "profile"):
+    for word in ("restore", "videos", "web page", "synthesize", "distill", "train", "ablations", "evaluate", "ONNX",
+                 "profile"):
         assert word in text
 
 

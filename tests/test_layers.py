@@ -29,6 +29,7 @@ ALLOWED = {
     "distill": {"ops", "data", "metrics", "synth"},
     "inference": {"ops", "data", "models", "devices"},
     "training": {"ops", "data", "metrics", "models", "devices", "yamlfiles", "evaluation"},
+    "web": {"data", "models", "inference"},
 }
 
 

@@ -12,10 +12,10 @@ import sys
 import traceback
 
 from .. import __version__
-from . import ablate, convert, demo, distill, evaluate, export, profile, restore, synth, train
+from . import ablate, convert, demo, distill, evaluate, export, profile, restore, serve, synth, train
 
 #: Sub-command modules; each provides ``add_parser(subparsers)`` and sets ``run``.
-COMMANDS = (demo, profile, synth, train, ablate, evaluate, restore, export, convert, distill)
+COMMANDS = (demo, profile, synth, train, ablate, evaluate, restore, serve, export, convert, distill)
 #: Set to anything but "" or "0", it works like ``--debug``.
 DEBUG_VARIABLE = "MOEWIR_DEBUG"
 
@@ -23,10 +23,10 @@ DEBUG_VARIABLE = "MOEWIR_DEBUG"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="moewir",
-        description="All-in-one adverse-weather image restoration (MOE-WIRNet): restore photos with the "
-                    "shipped or your own weights, synthesize paired weather data, distill real-rain training "
-                    "data, train, run the paper's ablations, evaluate, export to ONNX, convert the baselines' official "
-                    "checkpoints and profile networks.")
+        description="All-in-one adverse-weather image restoration (MOE-WIRNet): restore photos and videos with "
+                    "the shipped or your own weights (or in a local web page), synthesize paired weather data, "
+                    "distill real-rain training data, train, run the paper's ablations, evaluate, export to ONNX, "
+                    "convert the baselines' official checkpoints and profile networks.")
     parser.add_argument("--version", action="version", version=f"moewir {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="on an error, print the full traceback, not only the one-line message "
