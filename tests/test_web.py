@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from moewir.cli.main import main
 from moewir.data import read_image, write_image
 from moewir.models import save_weights
+from moewir import web
 from moewir.web import TILES, Page, weight_sources
 
 
@@ -54,7 +56,14 @@ def test_each_tile_choice_restores(page, photo):
     # a photo smaller than every tile is one window whatever the choice: the same result
     assert all(np.array_equal(r.after, results["512"].after) for r in results.values())
     downloads = {r.download for r in results.values()}
-    assert len(downloads) == len(TILES)  # each request its own file, none overwritten
+    assert len(downloads) == len(TILES) and all(Path(d).is_file() for d in downloads)  # none overwritten
+
+
+def test_old_results_are_removed(page, photo, monkeypatch):
+    monkeypatch.setattr(web, "KEEP_RESULTS", 1)
+    downloads = [page.restore(photo, "moewirnet-tiny", "512").download for _ in range(2)]
+    assert [Path(d).is_file() for d in downloads] == [False, True]
+    assert [p for p in page.workdir.iterdir() if p.is_dir()] == [Path(downloads[1]).parent]
 
 
 @pytest.mark.parametrize("content, problem", [

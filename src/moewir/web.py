@@ -10,6 +10,7 @@ a bad file gets the CLI's one line, ``moewir: error: <file>: <problem>``, in the
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ from .data.io import IMAGE_EXTENSIONS, ImageReadError, read_image, source_traits
 from .inference import Restorer, load
 from .models import list_models, shipped_weights
 
-__all__ = ["TILES", "LOOPBACK", "Result", "Page", "weight_sources", "require_gradio", "build_app", "serve"]
+__all__ = ["TILES", "KEEP_RESULTS", "LOOPBACK", "Result", "Page", "weight_sources", "require_gradio", "build_app",
+           "serve"]
 
 #: The page's tile choices: label -> ``Restorer(tile=...)``.
 TILES = {"512": 512, "256": 256, "1024": 1024, "auto": "auto", "whole image": None}
+#: Result folders kept on disk (older ones are removed: a long-running page does not fill the disk).
+KEEP_RESULTS = 16
 #: Host names that serve only this machine.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -69,6 +73,7 @@ class Page:
         self.restorers = {label: load(source, device=device) for label, source in sources.items()}
         self.max_pixels = max_pixels
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="moewir-web-"))
+        self._requests = 0
 
     @property
     def choices(self) -> list[str]:
@@ -98,13 +103,21 @@ class Page:
             return Result(None, None, None, f"moewir: error: {path.name}: restoration failed ({first}); "
                                             f"a smaller tile needs less memory")
         seconds = time.perf_counter() - started
-        folder = Path(tempfile.mkdtemp(dir=self.workdir))  # one per request: names never collide
+        self._requests += 1  # one folder per request, numbered: names never collide, the oldest go first
+        folder = Path(tempfile.mkdtemp(prefix=f"{self._requests:08d}-", dir=self.workdir))
         output = folder / f"{path.stem}_restored.png"
         write_image(output, restored, bits=source_traits(path)[1])
+        self._forget_old_results()
         h, w = image.shape[:2]
         return Result(to_uint8(image), to_uint8(restored), str(output),
                       f"restored {path.name} ({w}x{h}) with {choice} on {restorer.device}, tiles {tile}, "
                       f"{seconds:.1f} s")
+
+
+    def _forget_old_results(self) -> None:
+        folders = sorted(p for p in self.workdir.iterdir() if p.is_dir())
+        for old in folders[:-KEEP_RESULTS]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def build_app(page: Page, max_upload_mb: float = 20):
@@ -116,7 +129,8 @@ def build_app(page: Page, max_upload_mb: float = 20):
         slider = (result.before, result.after) if result.after is not None else None
         return slider, result.download, result.status
 
-    with gr.Blocks(title="moewir: adverse-weather restoration") as app:
+    # Gradio keeps a copy of every upload and result: removed hourly once an hour old
+    with gr.Blocks(title="moewir: adverse-weather restoration", delete_cache=(3600, 3600)) as app:
         gr.Markdown("## moewir: remove rain, raindrops, haze, snow and night rain\n"
                     f"Upload a photo (at most {max_upload_mb:g} MB and {page.max_pixels / 1e6:g} megapixels), "
                     "pick the weights and the tile size, and restore. Drag the slider to compare; "
