@@ -210,6 +210,13 @@ def test_a_broken_video_is_one_line(av, tmp_path, content, problem):
     assert outcomes[0].status == "failed" and not (tmp_path / "out").exists()
 
 
+def test_an_unsupported_container_says_what_is_restored(tmp_path):
+    (tmp_path / "clip.flv").write_bytes(b"FLV\x01 not restored")
+    outcomes, lines = _restore_folder([tmp_path / "clip.flv"], tmp_path / "out")
+    assert lines == [f"moewir: error: {tmp_path / 'clip.flv'}: not an image (format not recognised); moewir restores "
+                     f"images (.png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp) and videos (.mp4, .mov, .mkv, .avi, .webm)"]
+
+
 def test_without_pyav_a_video_is_one_line_and_photos_go_on(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
     (tmp_path / "in").mkdir()

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.io import (DEFAULT_MAX_PIXELS, ImageReadError, is_image_file, read_image, source_traits, usable_image,
-                       writable_format, write_image)
+from ..data.io import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image,
+                       source_traits, usable_image, writable_format, write_image)
 from .restorer import Restorer
-from .video import VideoError, is_video_file, restore_video, usable_video
+from .video import VIDEO_EXTENSIONS, VideoError, is_video_file, restore_video, usable_video
 
 __all__ = ["Job", "Outcome", "plan_jobs", "check_outputs", "restore_files", "summarize"]
 
@@ -118,7 +118,10 @@ def _restore_one(restore: Callable[[np.ndarray], np.ndarray], job: Job, max_pixe
     try:
         image = read_image(job.source, max_pixels=max_pixels)
     except ImageReadError as exc:
-        return Outcome(str(job.source), None, "failed", exc.problem)
+        known = is_image_file(job.source) or not exc.problem.startswith("not an image")
+        return Outcome(str(job.source), None, "failed", exc.problem if known else
+                       f"{exc.problem}; moewir restores images ({', '.join(IMAGE_EXTENSIONS)}) and videos "
+                       f"({', '.join(VIDEO_EXTENSIONS)})")
     notes = []
     frames, bits = source_traits(job.source)
     if frames > 1:
