@@ -31,7 +31,7 @@ from moewir.data import read_image  # noqa: E402
 
 CHROMEDRIVER = shutil.which("chromedriver")
 SAMPLE = Path(str(resources.files("moewir") / "samples" / "rain_dragonfly.jpg"))
-MAX_UPLOAD_MB = 1
+MAX_UPLOAD_MB = 20  # the default of `moewir serve`
 pytestmark = pytest.mark.skipif(CHROMEDRIVER is None, reason="needs chromium-driver (apt-get install chromium-driver)")
 
 
@@ -57,7 +57,7 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "moewir.cli.main", "serve", "--port", str(port),
-                                    "--device", "cpu", "--max-upload-mb", str(MAX_UPLOAD_MB)],
+                                    "--device", "cpu"],
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
 
@@ -130,6 +130,9 @@ def test_the_rainy_sample_matches_moewir_restore(server, browser, tmp_path):
     status = _restore(browser, _open(browser, server), SAMPLE)
     assert status.startswith("restored rain_dragonfly.jpg (512x384) with moewirnet-tiny on cpu, tiles 512"), status
     assert len(_wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#slider img"), 60, "the slider")) == 2
+    loaded = "return [...document.querySelectorAll('#slider img')].every(i => i.complete && i.naturalWidth > 0)"
+    _wait(lambda: browser.execute_script(loaded), 60, "the slider's images to load")
+    time.sleep(1)  # let the page paint them
     link = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#download a[href]"), 60, "the download link")[0]
     downloaded = tmp_path / "downloaded.png"
     downloaded.write_bytes(urllib.request.urlopen(link.get_attribute("href"), timeout=60).read())
