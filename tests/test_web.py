@@ -97,6 +97,11 @@ def test_a_weights_file_is_offered_under_its_name(tmp_path, photo):
     assert page.restore(photo, "mine.safetensors", "512").after is not None
 
 
+def test_a_bad_weights_file_fails_before_serving(tmp_path):
+    with pytest.raises(ValueError, match=r"missing\.safetensors: no such weights file"):
+        Page(weight_sources([str(tmp_path / "missing.safetensors")]), device="cpu", workdir=tmp_path)
+
+
 def test_serve_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["serve", "--port", "0"]) == 2
     assert capsys.readouterr().err.strip() == "moewir: error: --port must be between 1 and 65535, got 0"
