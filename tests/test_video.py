@@ -210,6 +210,18 @@ def test_a_broken_video_is_one_line(av, tmp_path, content, problem):
     assert outcomes[0].status == "failed" and not (tmp_path / "out").exists()
 
 
+def test_a_failing_restoration_is_one_line_and_leaves_no_file(av, tmp_path, monkeypatch):
+    def out_of_memory(batch):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+
+    clip = make_clip(av, tmp_path / "clip.mp4", audio=False)
+    monkeypatch.setattr(Invert, "restore_tensor", staticmethod(out_of_memory))
+    outcomes, lines = _restore_folder([clip], tmp_path / "out")
+    assert lines == [f"moewir: error: {clip}: restoration failed (CUDA out of memory. Tried to allocate 2.00 GiB); "
+                     f"a smaller --tile or --batch needs less memory"]
+    assert outcomes[0].status == "failed" and list((tmp_path / "out").iterdir()) == []  # the temporary file is gone
+
+
 def test_an_unsupported_container_says_what_is_restored(tmp_path):
     (tmp_path / "clip.flv").write_bytes(b"FLV\x01 not restored")
     outcomes, lines = _restore_folder([tmp_path / "clip.flv"], tmp_path / "out")

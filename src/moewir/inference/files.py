@@ -113,6 +113,10 @@ def check_outputs(output_dir: str | Path, jobs: list[Job]) -> None:
                              f"choose another --format, e.g. png")
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 def _restore_one(restore: Callable[[np.ndarray], np.ndarray], job: Job, max_pixels: int) -> Outcome:
     started = time.perf_counter()
     try:
@@ -131,8 +135,8 @@ def _restore_one(restore: Callable[[np.ndarray], np.ndarray], job: Job, max_pixe
     try:
         restored = restore(image)
     except RuntimeError as exc:  # e.g. out of memory on the device
-        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        return Outcome(str(job.source), None, "failed", f"restoration failed ({first}); a smaller --tile needs less memory")
+        return Outcome(str(job.source), None, "failed",
+                       f"restoration failed ({_first_line(exc)}); a smaller --tile needs less memory")
     try:
         write_image(job.output, restored, bits=bits)
     except (OSError, ValueError) as exc:
@@ -153,9 +157,8 @@ def _restore_video_job(restore_tensor: Callable[[torch.Tensor], torch.Tensor], j
     except ImportError as exc:  # PyAV is an optional extra
         return Outcome(str(job.source), None, "failed", str(exc))
     except RuntimeError as exc:  # e.g. out of memory on the device
-        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         return Outcome(str(job.source), None, "failed",
-                       f"restoration failed ({first}); a smaller --tile or --batch needs less memory")
+                       f"restoration failed ({_first_line(exc)}); a smaller --tile or --batch needs less memory")
     except OSError as exc:
         return Outcome(str(job.source), str(job.output), "failed", f"cannot write the output ({exc})")
     return Outcome(str(job.source), str(job.output), "restored", megapixels=frames * info.width * info.height / 1e6,
