@@ -53,6 +53,12 @@ def moewirnet_tiny(pretrained: bool = False, **overrides):
     return _create("moewirnet-tiny", pretrained, overrides)
 
 
+def promptir(pretrained: bool = False, **overrides):
+    """The PromptIR all-in-one baseline at its release's size (35.4M params). No shipped weights
+    (the official release loads with ``moewir.load("model.ckpt")``, docs/evaluation.md)."""
+    return _create("promptir", pretrained, overrides)
+
+
 def restormer(pretrained: bool = False, **overrides):
     """The Restormer baseline at its paper's size (26.1M params). No shipped weights."""
     return _create("restormer", pretrained, overrides)

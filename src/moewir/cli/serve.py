@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_device_option
+from .options import WEIGHTS_FILES, add_device_option
 
 HELP = "serve a local web page to restore photos (upload, before/after slider, download)"
 
@@ -15,8 +15,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves the network)")
-    p.add_argument("--weights", metavar="W.safetensors", action="append", default=[],
-                   help="weights written by `moewir train` to offer besides the shipped ones (repeatable)")
+    p.add_argument("--weights", metavar="W", action="append", default=[],
+                   help=f"{WEIGHTS_FILES}, offered besides the shipped weights (repeatable)")
     add_device_option(p)
     p.add_argument("--max-upload-mb", type=float, default=20, metavar="MB", help="largest upload (default 20)")
     p.add_argument("--max-megapixels", type=float, default=50, help="refuse larger photos (default 50)")
