@@ -18,7 +18,7 @@ from .io import ImageReadError, read_image
 from .layouts import Pair
 
 __all__ = ["PairedPatches", "PairedImages", "MultiTaskLoader", "SeededIndices", "augment", "random_crop",
-           "zoomed_crop"]
+           "zoomed_crop", "is_zoom_range"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ def random_crop(arrays: Sequence[np.ndarray], size: int, rng: np.random.Generato
     y = int(rng.integers(0, h - size + 1))
     x = int(rng.integers(0, w - size + 1))
     return [a[y:y + size, x:x + size] for a in arrays]
+
+
+def is_zoom_range(zoom) -> bool:
+    """Whether ``zoom`` is a usable ``[lo, hi]``: ``0 < lo <= hi <= 1``."""
+    return len(zoom) == 2 and 0 < zoom[0] <= zoom[1] <= 1
 
 
 def zoomed_crop(arrays: Sequence[np.ndarray], size: int, zoom: tuple[float, float],
@@ -93,7 +98,7 @@ class PairedPatches(Dataset):
                  skip_bad: bool = False, zoom: tuple[float, float] | None = None):
         if not pairs:
             raise ValueError("PairedPatches needs at least one pair")
-        if zoom is not None and not 0 < zoom[0] <= zoom[1] <= 1:
+        if zoom is not None and not is_zoom_range(zoom):
             raise ValueError(f"zoom must be [lo, hi] with 0 < lo <= hi <= 1, got {list(zoom)}")
         self.pairs = list(pairs)
         self.patch_size = patch_size

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
 
+from ..data.datasets import is_zoom_range
 from ..models.registry import config_from_dict
 from ..yamlfiles import read_yaml_mapping
 from .optim import OPTIMIZERS
@@ -61,7 +62,7 @@ class TrainDataConfig:
     #: Patches cut at a random scale: ``[lo, hi]``, each patch covering ``patch_size / z`` pixels
     #: of the photo (``z`` log-uniform in the range) resized to ``patch_size``; null: no zoom.
     zoom: tuple[float, float] | None = _key(
-        None, lambda v: v is None or (len(v) == 2 and 0 < v[0] <= v[1] <= 1), "null or [lo, hi] with 0 < lo <= hi <= 1")
+        None, lambda v: v is None or is_zoom_range(v), "null or [lo, hi] with 0 < lo <= hi <= 1")
     flip: bool = True
     rotate: bool = True
     workers: int = _key(0, _count, "a non-negative integer")

@@ -227,14 +227,14 @@ class Trainer:
         targets = [batch[t][1].to(self.device, non_blocking=True) for t in self.tasks]
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             outputs = self.net(inputs)
-        outputs = outputs.float().split([len(t) for t in targets])
+        sizes = [len(t) for t in targets]
+        outputs = outputs.float().split(sizes)
         losses = {t: self.criterion(o, g) for t, o, g in zip(self.tasks, outputs, targets)}
         local = torch.stack([losses[t].detach() for t in self.tasks])
         shared = distributed.mean_across_ranks(local, self.dist).tolist()
         if self.weighting.needs_reference:  # the loss of doing nothing, per task
             with torch.no_grad():
-                reference = torch.stack([self.criterion(x.float(), g) for x, g in
-                                         zip(inputs.split([len(t) for t in targets]), targets)])
+                reference = torch.stack([self.criterion(x, g) for x, g in zip(inputs.split(sizes), targets)])
             reference = distributed.mean_across_ranks(reference, self.dist).tolist()
             self.weighting.set_reference(dict(zip(self.tasks, reference)))
         total, weights = self.weighting.combine(losses, dict(zip(self.tasks, shared)))
