@@ -26,15 +26,21 @@ _SRC = _Path(__file__).resolve().parent / "src"
 def _create(name: str, pretrained: bool, overrides: dict):
     if str(_SRC) not in sys.path:
         sys.path.insert(0, str(_SRC))  # this checkout's moewir, not another installed version
-    from moewir.models import create_model, list_models, shipped_weights
+    from moewir.models import create_model, list_models, needs_weights, shipped_weights
 
-    if pretrained and shipped_weights(name) is None:
+    if pretrained and needs_weights(name) and shipped_weights(name) is None:
         shipped = [n for n in list_models() if shipped_weights(n) is not None]
         raise ValueError(f"torch.hub: no weights are shipped for {name!r} (models with shipped weights: "
                          f"{', '.join(n.replace('-', '_') for n in shipped) or 'none'}); use pretrained=False "
                          f"for random weights, or moewir.load('your.safetensors') for weights you trained")
     network = create_model(name, pretrained=pretrained, **overrides)
     return network.eval() if pretrained else network
+
+
+def dcp(pretrained: bool = False, **overrides):
+    """He et al.'s dark channel prior dehazing, guided-filter refined (classical, learns nothing:
+    ready with or without ``pretrained=True``; options: docs/evaluation.md)."""
+    return _create("dcp", pretrained, overrides)
 
 
 def moewirnet(pretrained: bool = False, **overrides):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import moewir
-from moewir.models import read_tensors, shipped_weights
+from moewir.models import needs_weights, read_tensors, shipped_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,9 @@ def test_docstrings_say_which_entries_have_weights():
     hubconf = _hubconf()
     for name in moewir.list_models():
         doc = getattr(hubconf, name.replace("-", "_")).__doc__
-        if shipped_weights(name) is None:
+        if not needs_weights(name):
+            assert "learns nothing" in doc, name
+        elif shipped_weights(name) is None:
             assert "No shipped weights" in doc, name
         else:
             assert "pretrained=True" in doc and "No shipped weights" not in doc, name

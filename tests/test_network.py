@@ -13,7 +13,7 @@ TINY = dict(dim=12, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(1, 
 
 
 def test_registry_lists_every_network():
-    assert set(moewir.list_models()) == {"moewirnet", "moewirnet-small", "moewirnet-tiny", "promptir",
+    assert set(moewir.list_models()) == {"dcp", "moewirnet", "moewirnet-small", "moewirnet-tiny", "promptir",
                                          "restormer", "restormer-tiny", "restormer-tiny-matched"}
 
 

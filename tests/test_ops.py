@@ -8,8 +8,8 @@ import torch
 
 from moewir.metrics import psnr, ssim
 from moewir.ops.color import LUMA_CONVENTIONS, luma
-from moewir.ops.filters import (convolve, gaussian_blur, gaussian_kernel, hann_window_2d, laplacian,
-                                line_kernel)
+from moewir.ops.filters import (box_mean, convolve, gaussian_blur, gaussian_kernel, guided_filter,
+                                hann_window_2d, laplacian, line_kernel, min_filter)
 
 PRIMARIES = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, 0, 0], [1.0, 1.0, 1.0]])
 
@@ -211,3 +211,48 @@ def test_uniform_window_ssim_by_hand():
         ssim(a[..., :6, :6], b[..., :6, :6], window="uniform", window_size=7)
     with pytest.raises(ValueError, match="window must be"):
         ssim(a, b, window="triangle", window_size=7)
+
+
+def _window(h: int, w: int, i: int, j: int, r: int) -> tuple[slice, slice]:
+    return slice(max(0, i - r), i + r + 1), slice(max(0, j - r), j + r + 1)
+
+
+def test_box_mean_and_min_filter_match_explicit_windows():
+    """Each output pixel is the mean / minimum of its window cut at the border, by loops."""
+    x = torch.rand(2, 9, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for r in (0, 1, 3, 20):
+        mean, low = torch.empty_like(x), torch.empty_like(x)
+        for i in range(9):
+            for j in range(13):
+                window = x[(slice(None), *_window(9, 13, i, j, r))]
+                mean[:, i, j], low[:, i, j] = window.mean(dim=(1, 2)), window.amin(dim=(1, 2))
+        torch.testing.assert_close(box_mean(x, r), mean, rtol=0, atol=1e-12)
+        torch.testing.assert_close(min_filter(x, 2 * r + 1), low, rtol=0, atol=0)
+    assert box_mean(x.float(), 2).dtype == torch.float32
+    with pytest.raises(ValueError, match="odd size"):
+        min_filter(x, 4)
+
+
+def test_guided_filter_follows_he_et_al_algorithm_1():
+    """Against a loop over windows: per window k, a_k = cov(I, p) / (var(I) + eps),
+    b_k = mean(p) - a_k mean(I); each pixel averages the (a_k, b_k) of the windows covering it."""
+    g = torch.Generator().manual_seed(1)
+    guide, source = torch.rand(7, 10, dtype=torch.float64, generator=g), torch.rand(7, 10, dtype=torch.float64, generator=g)
+    r, eps = 2, 1e-2
+    a, b = np.zeros((7, 10)), np.zeros((7, 10))
+    gi, sp = guide.numpy(), source.numpy()
+    for i in range(7):
+        for j in range(10):
+            win = _window(7, 10, i, j, r)
+            mi, mp = gi[win].mean(), sp[win].mean()
+            a[i, j] = ((gi[win] * sp[win]).mean() - mi * mp) / (gi[win].var() + eps)
+            b[i, j] = mp - a[i, j] * mi
+    expected = np.zeros((7, 10))
+    for i in range(7):
+        for j in range(10):
+            win = _window(7, 10, i, j, r)
+            expected[i, j] = a[win].mean() * gi[i, j] + b[win].mean()
+    torch.testing.assert_close(guided_filter(guide, source, r, eps), torch.from_numpy(expected), rtol=0, atol=1e-12)
+    # an edge-preserving smoother: a constant stays constant, the guide filtered by itself stays itself
+    torch.testing.assert_close(guided_filter(guide, torch.full_like(guide, 0.3), r, eps), torch.full_like(guide, 0.3))
+    torch.testing.assert_close(guided_filter(guide, guide, r, 1e-12), guide, rtol=0, atol=1e-6)

@@ -432,3 +432,26 @@ def test_zoom_reaches_every_task_loader(tmp_path, dataset):
     _, loader, _ = build_dataloaders(config.datasets, 0, 0, 0)
     assert {t: l.dataset.zoom for t, l in loader.loaders.items()} == {"haze": (0.5, 1.0), "rain": (0.5, 1.0)}
     assert next(loader)["haze"][0].shape[-1] == 32
+
+
+def test_clean_task_adds_every_target_as_its_own_input(tmp_path, dataset):
+    """``datasets.train.clean_task``: a task ``clean`` whose patches are unchanged photos, trained
+    and weighted as the others; refused beside ``relative`` (its reference loss would be 0)."""
+    from moewir.data import clean_pairs, discover
+    from moewir.training.config import training_config
+    from moewir.training.trainer import build_dataloaders
+    found = discover(dataset, "train")
+    pairs = clean_pairs({**found, "copy": found["haze"]})  # a target listed twice is used once
+    targets = sorted({p.target for t in found for p in found[t]})
+    assert sorted(p.target for p in pairs) == targets and all(p.input == p.target and p.task == "clean" for p in pairs)
+    config = training_config(_config(tmp_path, dataset, "clean", **{"datasets.train.clean_task": True}))
+    tasks, loader, _ = build_dataloaders(config.datasets, 0, 0, 0)
+    assert sorted(tasks) == ["clean", "haze", "rain"] and len(tasks["clean"]) == 8
+    inp, tgt = next(loader)["clean"]
+    assert torch.equal(inp, tgt) and inp.shape == (1, 3, 32, 32)
+    trainer = Trainer(_config(tmp_path, dataset, "clean", **{"datasets.train.clean_task": True,
+                                                             "schedule.iterations": 3, "val.every": 0}), progress=False)
+    assert trainer.tasks == ["clean", "haze", "rain"] and set(trainer.weighting.tasks) == {"clean", "haze", "rain"}
+    with pytest.raises(ValueError, match="relative.*0 on datasets.train.clean_task"):
+        Trainer(_config(tmp_path, dataset, "clean_rel", **{"datasets.train.clean_task": True,
+                                                           "weighting": {"name": "relative"}}), progress=False)

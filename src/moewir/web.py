@@ -20,7 +20,7 @@ import numpy as np
 
 from .data.io import IMAGE_EXTENSIONS, ImageReadError, read_image, source_traits, to_uint8, write_image
 from .inference import Restorer, load
-from .models import list_models, shipped_weights
+from .models import list_models, needs_weights, shipped_weights
 
 __all__ = ["TILES", "KEEP_RESULTS", "LOOPBACK", "Result", "Page", "weight_sources", "require_gradio", "build_app",
            "serve"]
@@ -53,9 +53,11 @@ class Result:
 
 
 def weight_sources(files: list[str] | None = None) -> dict[str, str]:
-    """Label -> ``moewir.load`` source: every registered model with shipped weights, then each
-    weights file (labelled by its file name, or its path when two names clash)."""
+    """Label -> ``moewir.load`` source: every registered model with shipped weights, those that
+    need none (``dcp``), then each weights file (labelled by its file name, or its path when two
+    names clash). The first is the page's default."""
     sources = {name: name for name in list_models() if shipped_weights(name) is not None}
+    sources.update({name: name for name in list_models() if not needs_weights(name)})
     for file in files or []:
         label = Path(file).name if Path(file).name not in sources else str(file)
         sources[label] = str(file)
@@ -110,7 +112,8 @@ class Page:
         self._forget_old_results()
         h, w = image.shape[:2]
         return Result(to_uint8(image), to_uint8(restored), str(output),
-                      f"restored {path.name} ({w}x{h}) with {choice} on {restorer.device}, tiles {tile}, "
+                      f"restored {path.name} ({w}x{h}) with {choice} on {restorer.device}, "
+                      f"{'whole image' if restorer.whole_image else f'tiles {tile}'}, "
                       f"{seconds:.1f} s")
 
 

@@ -59,8 +59,9 @@ def add_model_option(parser: argparse.ArgumentParser, without_weights: str, with
 
 
 #: What ``--weights`` / ``--compare`` take.
-WEIGHTS_FILES = ("weights written by `moewir train` or `moewir convert`, or an official Restormer (.pth) / "
-                 "PromptIR (.ckpt) release")
+WEIGHTS_FILES = ("weights written by `moewir train` or `moewir convert`, an official Restormer (.pth) / "
+                 "PromptIR (.ckpt) release, or a registered model name: its shipped weights (`dcp`, the dark "
+                 "channel prior, needs none)")
 
 
 def add_weights_option(parser: argparse.ArgumentParser, what: str = WEIGHTS_FILES) -> None:

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                                   f"{summary['megapixels']:.2f}", f"{summary['seconds']:.1f}",
                                   f"{summary['seconds_per_megapixel']:.2f}"]], align="rrrrrr"))
     tiles = {None: "", "auto": ", tiles chosen by memory"}.get(tile, f", tiles up to {tile} px")
+    tiles = ", whole images" if restorer.whole_image else tiles
     print(f"\n{restorer.name} on {restorer.device}" + tiles
           + f"; outputs in {args.output}")
     if args.json:

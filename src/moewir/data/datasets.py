@@ -18,7 +18,7 @@ from .io import ImageReadError, read_image
 from .layouts import Pair
 
 __all__ = ["PairedPatches", "PairedImages", "MultiTaskLoader", "SeededIndices", "augment", "random_crop",
-           "zoomed_crop", "is_zoom_range"]
+           "zoomed_crop", "is_zoom_range", "clean_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,12 @@ class PairedImages(Dataset):
             y, x = max(0, (h - s) // 2), max(0, (w - s) // 2)
             inp, tgt = inp[y:y + s, x:x + s], tgt[y:y + s, x:x + s]
         return {"input": _tensor(inp), "target": _tensor(tgt), "task": pair.task, "name": pair.name}
+
+
+def clean_pairs(tasks: dict[str, Sequence[Pair]]) -> list[Pair]:
+    """Identity pairs, task ``clean``: each distinct target of ``tasks`` as its own input."""
+    targets = dict.fromkeys(p.target for task in sorted(tasks) for p in tasks[task])
+    return [Pair(t, t, "clean") for t in targets]
 
 
 class MultiTaskLoader:

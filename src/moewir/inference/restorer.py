@@ -43,10 +43,18 @@ class Restorer:
         self.memory_budget = memory_budget
 
     def tile_for(self, shape: tuple[int, ...]) -> int | None:
-        """The tile a ``(B, C, H, W)`` batch is restored with (``None``: one pass)."""
+        """The tile a ``(B, C, H, W)`` batch is restored with (``None``: one pass; always for a
+        network that must see the whole image, such as ``dcp``'s global airlight)."""
+        if self.whole_image:
+            return None
         if self.tile != "auto":
             return self.tile
         return auto_tile(self.network, shape, self.device, self.tile_overlap, budget=self.memory_budget)
+
+    @property
+    def whole_image(self) -> bool:
+        """Whether the network restores only whole images (it ignores ``tile``)."""
+        return bool(getattr(self.network, "whole_image", False))
 
     @property
     def name(self) -> str:

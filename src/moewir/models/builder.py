@@ -28,7 +28,7 @@ from torch import nn
 
 from ..data.io import atomic_file
 from . import official
-from .registry import build_model, list_models, recorded_config
+from .registry import build_model, list_models, needs_weights, recorded_config
 
 __all__ = ["create_model", "model_spec", "save_weights", "read_metadata", "stored_shapes", "check_fit",
            "read_tensors", "load_weights", "shipped_weights", "build_from_weights", "convert_weights"]
@@ -39,9 +39,10 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Mo
 
     ``pretrained=True`` loads the weights shipped with the package for ``name``; ``overrides``
     then apply over the config recorded with them (an error when none are shipped, or when an
-    override changes the architecture they fit).
+    override changes the architecture they fit). A model that learns nothing (``dcp``) is
+    ready as built either way.
     """
-    if not pretrained:
+    if not pretrained or not needs_weights(name):
         return build_model(name, **overrides)
     path = shipped_weights(name)
     if path is None:

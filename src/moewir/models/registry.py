@@ -16,7 +16,7 @@ import torch.nn as nn
 from ..registry import Registry
 
 __all__ = ["register_model", "build_model", "list_models", "model_config", "recorded_config",
-           "config_from_dict"]
+           "config_from_dict", "needs_weights"]
 
 
 @dataclass(frozen=True)
@@ -24,24 +24,31 @@ class _Entry:
     builder: Callable[..., nn.Module]
     config: dict[str, Any] = field(default_factory=dict)
     legacy: dict[str, Any] = field(default_factory=dict)
+    needs_weights: bool = True
 
 
 _REGISTRY: Registry[_Entry] = Registry("model", unknown="unknown model {names}; registered models: {known}", sort=True)
 
 
 def register_model(name: str, builder: Callable[..., nn.Module], config: dict[str, Any],
-                   legacy: dict[str, Any] | None = None) -> None:
+                   legacy: dict[str, Any] | None = None, needs_weights: bool = True) -> None:
     """Register ``builder`` under ``name`` with its default ``config``.
 
     ``legacy`` maps fields whose default changed to the value a config recorded before the
-    field existed stands for (see :func:`recorded_config`).
+    field existed stands for (see :func:`recorded_config`). ``needs_weights=False`` marks a
+    restorer that learns nothing (a classical method): it is ready as built, and nothing trains it.
     """
-    _REGISTRY.register(name, _Entry(builder, dict(config), dict(legacy or {})))
+    _REGISTRY.register(name, _Entry(builder, dict(config), dict(legacy or {}), needs_weights))
 
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
     return _REGISTRY.names()
+
+
+def needs_weights(name: str) -> bool:
+    """Whether ``name`` restores only with learned weights (``False`` for classical methods)."""
+    return _entry(name).needs_weights
 
 
 def _entry(name: str) -> _Entry:

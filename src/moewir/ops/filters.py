@@ -1,4 +1,4 @@
-"""Linear filters and windows without learned weights, on torch tensors.
+"""Filters and windows without learned weights, on torch tensors.
 
 Images are ``(..., H, W)`` tensors (any leading axes) unless a function says otherwise; results
 keep the image's dtype and device. Kernels are float64 until applied.
@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["convolve", "gaussian_kernel", "gaussian_blur", "laplacian", "hann_window_2d", "line_kernel"]
+__all__ = ["convolve", "gaussian_kernel", "gaussian_blur", "laplacian", "hann_window_2d", "line_kernel",
+           "box_mean", "min_filter", "guided_filter"]
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 _BORDERS = ("replicate", "reflect")
@@ -111,3 +112,49 @@ def line_kernel(length: float, angle_deg: float) -> torch.Tensor:
             if 0 <= yy < size and 0 <= xx < size:
                 kernel[yy, xx] += wgt
     return torch.from_numpy(kernel / kernel.max())
+
+
+def box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the ``(2 radius + 1)``-square window around each pixel of the last two axes,
+    counting only the pixels inside the image (the normalised box filter of He et al.'s guided
+    filter). By integral images, in float64: the cost does not grow with ``radius``."""
+    if radius < 0:
+        raise ValueError(f"box_mean needs radius >= 0, got {radius}")
+    h, w = image.shape[-2:]
+
+    def window_sums(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+        c = F.pad(torch.cumsum(x, axis), (1, 0) if axis == -1 else (0, 0, 1, 0))
+        i = torch.arange(n, device=x.device)
+        hi, lo = (i + radius + 1).clamp(max=n), (i - radius).clamp(min=0)  # [lo, hi): the window inside
+        return c.index_select(axis, hi) - c.index_select(axis, lo)
+
+    ones = torch.ones(h, w, dtype=torch.float64, device=image.device)
+    total = window_sums(window_sums(image.double(), -2, h), -1, w)
+    count = window_sums(window_sums(ones, -2, h), -1, w)
+    return (total / count).to(image.dtype)
+
+
+def min_filter(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Minimum over the ``size x size`` window (odd ``size``) around each pixel of the last two
+    axes; the window is cut at the image border. Separable: rows, then columns."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"min_filter needs an odd size >= 1, got {size}")
+    h, w = image.shape[-2:]
+    flat = -image.reshape(-1, 1, h, w)
+    r = size // 2
+    flat = F.max_pool2d(flat, (size, 1), stride=1, padding=(r, 0)) if r else flat
+    flat = F.max_pool2d(flat, (1, size), stride=1, padding=(0, r)) if r else flat
+    return (-flat).reshape(image.shape)
+
+
+def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """He, Sun and Tang's guided filter (ECCV 2010, Algorithm 1) of ``source`` by a one-channel
+    ``guide`` of the same ``(..., H, W)`` shape: per window ``q = a I + b`` with
+    ``a = cov(I, p) / (var(I) + eps)``, ``b = mean(p) - a mean(I)``, and the output averages the
+    ``(a, b)`` of every window that covers a pixel: ``q = mean(a) I + mean(b)``."""
+    mean_i, mean_p = box_mean(guide, radius), box_mean(source, radius)
+    cov_ip = box_mean(guide * source, radius) - mean_i * mean_p
+    var_i = box_mean(guide * guide, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box_mean(a, radius) * guide + box_mean(b, radius)

@@ -63,6 +63,9 @@ class TrainDataConfig:
     #: of the photo (``z`` log-uniform in the range) resized to ``patch_size``; null: no zoom.
     zoom: tuple[float, float] | None = _key(
         None, lambda v: v is None or is_zoom_range(v), "null or [lo, hi] with 0 < lo <= hi <= 1")
+    #: Adds the task ``clean``: every training target as its own input (a photo without weather
+    #: comes back unchanged), sampled and weighted as the other tasks.
+    clean_task: bool = False
     flip: bool = True
     rotate: bool = True
     workers: int = _key(0, _count, "a non-negative integer")

@@ -22,10 +22,10 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ..data import ImageReadError, MultiTaskLoader, PairedImages, discover, select_tasks
+from ..data import ImageReadError, MultiTaskLoader, PairedImages, clean_pairs, discover, select_tasks
 from ..devices import resolve_device
 from ..evaluation import AVERAGE, aggregate, evaluate_tensors, fidelity_metrics
-from ..models import create_model, load_weights, model_spec
+from ..models import create_model, load_weights, model_spec, needs_weights
 from ..ops.tiling import tiled_forward
 from . import distributed
 from .checkpoint import (latest_checkpoint, load_state, newest_intact_checkpoint, prune_checkpoints, remove_orphans,
@@ -105,6 +105,10 @@ def build_dataloaders(data: DatasetsConfig, seed: int, rank: int, start: int
     the training data has no validation split and ``datasets.val.root`` is not set)."""
     train = data.train
     pairs = select_tasks(discover(train.root, train.split), train.tasks, train.root)
+    if train.clean_task:
+        if "clean" in pairs:
+            raise ValueError(f"{train.root}: has a task named 'clean' already; datasets.train.clean_task adds one")
+        pairs["clean"] = clean_pairs(pairs)
     loader = MultiTaskLoader(pairs, train.patch_size, train.batch_per_task, train.workers, seed=seed + 7919 * rank,
                              flip=train.flip, rotate=train.rotate, skip_bad=train.skip_bad,
                              patch_schedule=list(train.patch_schedule) if train.patch_schedule else None,
@@ -118,7 +122,11 @@ def build_model_and_ema(model: dict[str, Any], ema: float, device: torch.device
     moving average (``ema_p = ema * ema_p + (1 - ema) * p`` after every step, buffers copied;
     ``None`` when ``ema`` is 0). The average starts at the initial weights."""
     options = dict(model)
-    network = create_model(options.pop("name"), **options).to(device)
+    name = options.pop("name")
+    if not needs_weights(name):
+        raise ValueError(f"model {name!r} learns nothing (a classical method): there is nothing to train; "
+                         f"score it with `moewir eval --weights {name}`")
+    network = create_model(name, **options).to(device)
     if ema <= 0:
         return network, None
     average = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(ema)).eval().requires_grad_(False)
@@ -168,6 +176,9 @@ class Trainer:
         self.criterion = CompositeLoss(**asdict(cfg.loss))
         weighting = dict(cfg.weighting)
         self.weighting = create_weighting(weighting.pop("name"), self.tasks, **weighting).to(self.device)
+        if self.weighting.needs_reference and cfg.datasets.train.clean_task:
+            raise ValueError(f"weighting {self.weighting.name!r} divides by the loss of the unrestored input, "
+                             f"which is 0 on datasets.train.clean_task's pairs; choose another weighting")
         self.optimizer = build_optimizer(list(self.model.parameters()) + list(self.weighting.parameters()), cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
         self.iterations = cfg.schedule.iterations
