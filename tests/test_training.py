@@ -455,3 +455,30 @@ def test_clean_task_adds_every_target_as_its_own_input(tmp_path, dataset):
     with pytest.raises(ValueError, match="relative.*0 on datasets.train.clean_task"):
         Trainer(_config(tmp_path, dataset, "clean_rel", **{"datasets.train.clean_task": True,
                                                            "weighting": {"name": "relative"}}), progress=False)
+
+
+def test_task_head_classifies_from_the_bottleneck_and_resumes(tmp_path, dataset):
+    """``train.task_head``: a linear layer on the mean bottleneck features of each patch, its
+    cross-entropy (checked against one computed here from a hook of our own) added to the loss
+    with its weight; trained, checkpointed and resumed; the weights file holds the network alone."""
+    from moewir.models import read_tensors
+    overrides = {"train.task_head": 0.5, "schedule.iterations": 4, "val.every": 0, "log.checkpoint_every": 2,
+                 "weighting": {"name": "equal"}}
+    trainer = Trainer(_config(tmp_path, dataset, "head", **overrides), progress=False)
+    head = trainer.task_head
+    seen = []
+    trainer.model.bottleneck.register_forward_hook(lambda m, a, out: seen.append(out.detach()))
+    w0, b0 = head.linear.weight.detach().clone(), head.linear.bias.detach().clone()
+    result = trainer.step(next(trainer.loader))  # one patch of haze (label 0), one of rain (label 1)
+    assert seen[0].shape[0] == 2 and head.linear.in_features == seen[0].shape[1]
+    expected = torch.nn.functional.cross_entropy(seen[0].mean(dim=(2, 3)) @ w0.T + b0, torch.tensor([0, 1]))
+    assert result["task_head"]["cross_entropy"] == pytest.approx(float(expected), rel=1e-5)
+    restoration = sum(result["weights"][t] * result["losses"][t] for t in trainer.tasks)
+    assert result["total"] == pytest.approx(restoration + 0.5 * float(expected), rel=1e-5)
+    assert not torch.equal(head.linear.weight, w0)  # the head learns
+    trainer.train()
+    resumed = Trainer(_config(tmp_path, dataset, "head", **{**overrides, "schedule.iterations": 6}),
+                      resume=True, progress=False)
+    assert resumed.start == 4 and torch.equal(resumed.task_head.linear.weight, trainer.task_head.linear.weight)
+    stored = read_tensors(tmp_path / "experiments" / "head" / "checkpoints" / "net_4.safetensors")
+    assert set(stored) == set(trainer.model.state_dict())

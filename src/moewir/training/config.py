@@ -125,6 +125,9 @@ class TrainOptions:
     grad_clip: float = _key(0.0, _count, "a non-negative number")   # global norm; 0 = off
     ema: float = _key(0.999, lambda v: 0 <= v < 1, "a number in [0, 1)")  # decay; 0 = no EMA
     amp: Literal["none", "bf16", "fp16"] = "none"                   # fp16: CUDA only
+    #: Weight of an auxiliary cross-entropy that classifies each patch's task from the global mean
+    #: of the network's bottleneck features (:class:`moewir.training.losses.TaskClassifier`); 0 = off.
+    task_head: float = _key(0.0, _count, "a non-negative number")
 
 
 @dataclass(frozen=True)

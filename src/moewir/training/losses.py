@@ -19,7 +19,7 @@ from torch import nn
 
 from ..ops.filters import laplacian
 
-__all__ = ["charbonnier", "fourier_l1", "CompositeLoss"]
+__all__ = ["charbonnier", "fourier_l1", "CompositeLoss", "TaskClassifier"]
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -71,3 +71,35 @@ class CompositeLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         terms = self.terms(pred, target)
         return sum(self.weights[k] * value for k, value in terms.items())
+
+
+class TaskClassifier(nn.Module):
+    """An auxiliary degradation classifier (not in the papers; ``train.task_head``).
+
+    A linear layer on the global mean of the network's ``bottleneck`` output predicts which task
+    each patch of the step's batch came from; its cross-entropy, added to the restoration loss,
+    gives the encoder a direct signal to tell the weathers apart (a restoration loss alone
+    teaches it slowly: docs/benchmarks.md). The features are read by a forward hook, so the
+    network is unchanged and its weights files do not hold the head.
+    """
+
+    def __init__(self, network: nn.Module, tasks: int):
+        super().__init__()
+        bottleneck = getattr(network, "bottleneck", None)
+        if not isinstance(bottleneck, nn.Module):
+            raise ValueError(f"train.task_head needs a network with a bottleneck stage; "
+                             f"{type(network).__name__} has none")
+        width = next(m for m in reversed(list(bottleneck.modules())) if isinstance(m, nn.Conv2d)).out_channels
+        self.linear = nn.Linear(width, tasks)
+        self._features: torch.Tensor | None = None
+        self._hook = bottleneck.register_forward_hook(lambda module, args, out: setattr(self, "_features", out))
+
+    def forward(self, sizes: list[int]) -> tuple[torch.Tensor, float]:
+        """``(cross-entropy, accuracy)`` of the last forward's batch, made of ``sizes[i]`` patches of task ``i``."""
+        if self._features is None:
+            raise RuntimeError("TaskClassifier: the network has not run a forward pass yet")
+        logits = self.linear(self._features.float().mean(dim=(2, 3)))
+        labels = torch.repeat_interleave(torch.arange(len(sizes), device=logits.device),
+                                         torch.tensor(sizes, device=logits.device))
+        self._features = None
+        return F.cross_entropy(logits, labels), float((logits.argmax(1) == labels).float().mean())

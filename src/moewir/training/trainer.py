@@ -32,7 +32,7 @@ from .checkpoint import (latest_checkpoint, load_state, newest_intact_checkpoint
                          save_checkpoint)
 from .config import DatasetsConfig, TrainingConfig, config_dict, training_config
 from .logs import close_logs, file_logger, init_loggers
-from .losses import CompositeLoss
+from .losses import CompositeLoss, TaskClassifier
 from .optim import build_optimizer, build_scheduler, load_scheduler_state
 from .weighting import create_weighting
 
@@ -179,7 +179,10 @@ class Trainer:
         if self.weighting.needs_reference and cfg.datasets.train.clean_task:
             raise ValueError(f"weighting {self.weighting.name!r} divides by the loss of the unrestored input, "
                              f"which is 0 on datasets.train.clean_task's pairs; choose another weighting")
-        self.optimizer = build_optimizer(list(self.model.parameters()) + list(self.weighting.parameters()), cfg.optim)
+        self.task_head = (TaskClassifier(self.model, len(self.tasks)).to(self.device)
+                          if cfg.train.task_head > 0 else None)
+        extra = list(self.weighting.parameters()) + (list(self.task_head.parameters()) if self.task_head else [])
+        self.optimizer = build_optimizer(list(self.model.parameters()) + extra, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
         self.iterations = cfg.schedule.iterations
         self.amp = amp_dtype(cfg.train.amp, self.device, self.log)
@@ -205,7 +208,8 @@ class Trainer:
                 "weighting": self.weighting.state_dict(), "scaler": self.scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-                "best": dict(self.best), "config": yaml.safe_dump(config_dict(self.config), sort_keys=False)}
+                "best": dict(self.best), "config": yaml.safe_dump(config_dict(self.config), sort_keys=False),
+                "task_head": self.task_head.state_dict() if self.task_head else None}
 
     def _restore(self, iteration: int) -> None:
         state = load_state(self.ckpt_dir, iteration)
@@ -222,6 +226,11 @@ class Trainer:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.best = dict(state["best"])
+        if self.task_head is not None:
+            if state.get("task_head") is None:
+                raise ValueError(f"{self.ckpt_dir}: iteration {iteration} was trained without train.task_head; "
+                                 f"resume with the same config")
+            self.task_head.load_state_dict(state["task_head"])
 
     def save(self, iteration: int) -> None:
         if self.dist.main:
@@ -249,9 +258,16 @@ class Trainer:
             reference = distributed.mean_across_ranks(reference, self.dist).tolist()
             self.weighting.set_reference(dict(zip(self.tasks, reference)))
         total, weights = self.weighting.combine(losses, dict(zip(self.tasks, shared)))
+        head = None
+        if self.task_head is not None:
+            cross_entropy, accuracy = self.task_head(sizes)
+            total = total + self.config.train.task_head * cross_entropy
+            head = {"cross_entropy": float(cross_entropy.detach()), "accuracy": accuracy}
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         distributed.average_gradients(self.weighting.parameters(), self.dist)
+        if self.task_head is not None:
+            distributed.average_gradients(self.task_head.parameters(), self.dist)
         if self.config.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
@@ -261,7 +277,8 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return {"lr": lr, "total": float(total.detach()), "losses": dict(zip(self.tasks, shared)), "weights": weights}
+        return {"lr": lr, "total": float(total.detach()), "losses": dict(zip(self.tasks, shared)), "weights": weights,
+                "task_head": head}
 
     # --- validation --------------------------------------------------------------------------
     def _readable(self, images: PairedImages):
@@ -325,8 +342,10 @@ class Trainer:
         if (every and iteration % every == 0) or iteration == self.iterations:
             self.logs.train.flush()
             self.logs.board.scalars({k: v for k, v in row.items() if k not in ("iteration", "seconds")}, iteration)
+            head = last.get("task_head")
             self.log.info(f"iter {iteration}/{self.iterations} lr {last['lr']:.3e} total {last['total']:.4f} | "
-                          + " ".join(f"{t} {last['losses'][t]:.4f} (w {last['weights'][t]:.3f})" for t in self.tasks))
+                          + " ".join(f"{t} {last['losses'][t]:.4f} (w {last['weights'][t]:.3f})" for t in self.tasks)
+                          + (f" | task head CE {head['cross_entropy']:.3f}, accuracy {head['accuracy']:.2f}" if head else ""))
 
     # --- the loop ----------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
