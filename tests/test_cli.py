@@ -25,7 +25,7 @@ def test_help_describes_what_the_commands_do(capsys):
 @pytest.mark.parametrize("command", ["restore", "export", "profile"])
 def test_model_means_a_registered_architecture_everywhere(capsys, command):
     text = _help(capsys, [command])
-    assert "--model NAME registered model (the architecture), one of: moewirnet," in text
+    assert "--model NAME registered model (the architecture), one of: dcp, moewirnet," in text
     assert "Without --weights:" in text and "needed only for files without moewir metadata" in text
 
 
