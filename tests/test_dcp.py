@@ -90,6 +90,7 @@ def test_learns_nothing_so_it_is_ready_and_not_trainable():
     assert sum(1 for _ in net.parameters()) == 0 and net.config == DCPConfig()
     with pytest.raises(ValueError, match="learns nothing.*nothing to train"):
         build_model_and_ema({"name": "dcp"}, 0.0, torch.device("cpu"))
+    assert moewir.profile(net, 32, runs=1, warmup=0).params == 0  # profiled like any model
     with pytest.raises(ValueError, match="odd number"):
         create_model("dcp", window=4)
     with pytest.raises(ValueError, match="omega"):

@@ -230,8 +230,7 @@ def profile(model: nn.Module, size: int | tuple[int, int] = 256, batch: int = 1,
     h, w = (size, size) if isinstance(size, int) else size
     device = device if isinstance(device, torch.device) else resolve_device(device)
     model = model.to(device).eval()
-    inputs = torch.rand(batch, getattr(model, "config").in_channels if hasattr(model, "config") else 3,
-                        h, w, device=device)
+    inputs = torch.rand(batch, getattr(getattr(model, "config", None), "in_channels", 3), h, w, device=device)
     macs = count_macs(model, inputs) if count else {"total": float("nan")}
     with torch.no_grad():
         times = time_calls(lambda: model(inputs), runs=runs, warmup=warmup, device=device)
