@@ -2,7 +2,8 @@
 
     python bench/offset_error.py WEIGHTS.safetensors [...] [--data data/default] [--crop 256] [--limit 6]
 
-(``WEIGHTS`` may also be a registered model that learns nothing, such as ``dcp``.)
+(``WEIGHTS`` may also be a registered model name, as ``moewir.load`` takes: its shipped weights, or
+``dcp``, which needs none.)
 
 For the held-out pairs of each task (centre crops, as in training validation) prints the PSNR
 on Y of the input, of the restored output, and of the output with its per-image, per-channel
@@ -20,14 +21,13 @@ import torch
 
 from moewir.data import discover
 from moewir.data.datasets import PairedImages
-from moewir.models import build_from_weights, create_model, list_models, needs_weights
+from moewir.inference import load
 from moewir.metrics import psnr
 from moewir.tables import markdown_header, markdown_row
 
 
 def offsets(weights: str, data: str, crop: int, limit: int) -> dict[str, dict[str, float]]:
-    classical = weights in list_models() and not needs_weights(weights)
-    net = (create_model(weights) if classical else build_from_weights(weights)).eval()
+    net = load(weights, device="cpu", tile=None).network  # a weights file or a registered name, in eval mode
     out: dict[str, dict[str, float]] = {}
     for task, pairs in sorted(discover(data, "test").items()):
         rows = []

@@ -86,9 +86,10 @@ class DarkChannelPrior(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        airlight = estimate_airlight(image, dark_channel(image, cfg.window), cfg.top_fraction)[..., None, None]
-        t = self.transmission(image, airlight[..., 0, 0])
-        return (image - airlight) / t.clamp(min=cfg.t0) + airlight
+        airlight = estimate_airlight(image, dark_channel(image, cfg.window), cfg.top_fraction)
+        t = self.transmission(image, airlight)
+        a = airlight[..., None, None]
+        return (image - a) / t.clamp(min=cfg.t0) + a
 
 
 def _build(**config) -> DarkChannelPrior:

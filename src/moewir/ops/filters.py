@@ -122,15 +122,18 @@ def box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
         raise ValueError(f"box_mean needs radius >= 0, got {radius}")
     h, w = image.shape[-2:]
 
-    def window_sums(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+    def window(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[lo, hi)``: the part of each pixel's window inside an axis of ``n`` pixels."""
+        i = torch.arange(n, device=image.device)
+        return (i - radius).clamp(min=0), (i + radius + 1).clamp(max=n)
+
+    def window_sums(x: torch.Tensor, axis: int, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         c = F.pad(torch.cumsum(x, axis), (1, 0) if axis == -1 else (0, 0, 1, 0))
-        i = torch.arange(n, device=x.device)
-        hi, lo = (i + radius + 1).clamp(max=n), (i - radius).clamp(min=0)  # [lo, hi): the window inside
         return c.index_select(axis, hi) - c.index_select(axis, lo)
 
-    ones = torch.ones(h, w, dtype=torch.float64, device=image.device)
-    total = window_sums(window_sums(image.double(), -2, h), -1, w)
-    count = window_sums(window_sums(ones, -2, h), -1, w)
+    (top, bottom), (left, right) = window(h), window(w)
+    total = window_sums(window_sums(image.double(), -2, top, bottom), -1, left, right)
+    count = ((bottom - top)[:, None] * (right - left)[None]).double()
     return (total / count).to(image.dtype)
 
 
