@@ -19,6 +19,7 @@ import argparse
 import json
 import re
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -27,22 +28,22 @@ from moewir.data import discover
 from moewir.data.datasets import MultiTaskLoader
 from moewir.models import build_from_weights
 from moewir.tables import markdown_table
-from moewir.training.config import load_config, training_config
+from moewir.training.config import TrainDataConfig, load_config, training_config
 from moewir.training.losses import CompositeLoss
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "default_weights.yml"
 
 
-def recipe_batches(data: str, count: int, seed: int = 0) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    config = training_config(load_config(RECIPE))
-    loader = MultiTaskLoader(discover(data, "train"), config.datasets.train.patch_size,
-                             config.datasets.train.batch_per_task, seed=seed)
+def recipe_batches(train: TrainDataConfig, data: str, count: int, seed: int = 0
+                   ) -> list[dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    loader = MultiTaskLoader(discover(data, "train"), train.patch_size, train.batch_per_task, seed=seed)
     return [next(loader) for _ in range(count)]
 
 
 def gradient_norms(weights: Path, batches, criterion) -> dict[str, list[float]]:
     """Per batch: the total gradient norm and, per expert name, its share of its module's norm."""
     net = build_from_weights(weights).train()
+    names = getattr(getattr(net, "config", None), "experts", ())
     out: dict[str, list[float]] = {"total": []}
     for batch in batches:
         net.zero_grad(set_to_none=True)
@@ -61,7 +62,6 @@ def gradient_norms(weights: Path, batches, criterion) -> dict[str, list[float]]:
                 if match.group(2):
                     key = (match.group(1), match.group(3))
                     experts[key] = experts.get(key, 0.0) + float(sq)
-        names = getattr(getattr(net, "config", None), "experts", ())
         for (module, index), sq in experts.items():
             out.setdefault(f"share/{names[int(index)]}", []).append((sq / modules[module]) ** 0.5)
     return out
@@ -76,9 +76,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.manual_seed(0)
-    batches = recipe_batches(args.data, args.batches)
-    recipe = training_config(load_config(RECIPE)).loss
-    criterion = CompositeLoss(recipe.char_weight, recipe.edge_weight, recipe.freq_weight, recipe.scales)
+    recipe = training_config(load_config(RECIPE))
+    batches = recipe_batches(recipe.datasets.train, args.data, args.batches)
+    criterion = CompositeLoss(**asdict(recipe.loss))
     rows, results = [], {}
     for folder in args.experiments:
         checkpoints = sorted(folder.glob("checkpoints/net_[0-9]*.safetensors"),
