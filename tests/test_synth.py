@@ -7,7 +7,7 @@ import pytest
 from moewir.cli.main import main
 from moewir.data import discover, read_image
 from moewir.synth import TASKS, synthesize
-from moewir.synth.build import fit_longer_side, default_photos, load_depth
+from moewir.synth.build import build_dataset, default_photos, fit_longer_side, load_depth, merge_datasets
 from moewir.synth.weather import haze, veil
 
 
@@ -156,3 +156,46 @@ def test_image_read_error_survives_pickling_and_torch_worker_rewrap():
                              "recent call last):\n  File \"x.py\", line 1\nmoewir.data.io.ImageReadError: "
                              "/d/e.png: not an image (format not recognised)\n")
     assert str(wrapped) == "/d/e.png: not an image (format not recognised)" and wrapped.path == "/d/e.png"
+
+
+def test_merge_keeps_every_pair_byte_for_byte_and_adds_the_new_photos_as_train(tmp_path):
+    """The data-v2 recipe: an old dataset (with its test split) plus new photos as train only."""
+    from moewir.data import write_image
+    for name, count in (("old", 3), ("new", 2)):
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            write_image(tmp_path / name / f"{name}{i}.png", np.roll(_photo(40, 48), 5 * i + len(name), axis=0))
+    old = build_dataset(tmp_path / "a", ["haze", "rain"], clean=sorted((tmp_path / "old").iterdir()), per_image=2,
+                        seed=3, split=0.6, progress=False)
+    new = build_dataset(tmp_path / "b", ["haze", "rain"], clean=sorted((tmp_path / "new").iterdir()), per_image=2,
+                        seed=4, split=1.0, progress=False)
+    assert {r["split"] for r in new} == {"train"} and {r["split"] for r in old} == {"train", "test"}
+    merged = merge_datasets(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+    assert [r["part"] for r in merged] == [0] * len(old) + [1] * len(new)
+    for record, part in [(r, "a") for r in old] + [(r, "b") for r in new]:
+        for key in ("input", "target"):
+            assert (tmp_path / "m" / record[key]).read_bytes() == (tmp_path / part / record[key]).read_bytes()
+    def names(root, split):
+        return {t: [(p.input.relative_to(root), p.target.relative_to(root)) for p in pairs]
+                for t, pairs in discover(root, split).items()}
+    assert names(tmp_path / "m", "test") == names(tmp_path / "a", "test")
+    train = discover(tmp_path / "m", "train")
+    assert sum(len(v) for v in train.values()) == sum(r["split"] == "train" for r in old) + len(new)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert [p["seed"] for p in manifest["parts"]] == [3, 4] and len(manifest["samples"]) == len(merged)
+    assert len((tmp_path / "m" / "manifest.csv").read_text().splitlines()) == len(merged) + 1
+
+
+def test_merge_errors_name_the_problem(tmp_path):
+    from moewir.data import write_image
+    (tmp_path / "p").mkdir()
+    write_image(tmp_path / "p" / "x.png", _photo(32, 32))
+    for name in ("a", "b"):
+        build_dataset(tmp_path / name, ["haze"], clean=[tmp_path / "p" / "x.png"], split=1.0, progress=False)
+    with pytest.raises(ValueError, match=r"HAZE/input/x_00.png: also in .*a; merged datasets need distinct"):
+        merge_datasets(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ValueError, match="not one of the parts"):
+        merge_datasets(tmp_path / "a", [tmp_path / "a"])
+    with pytest.raises(ValueError, match=r"nothing: not a moewir synth dataset"):
+        merge_datasets(tmp_path / "m", [tmp_path / "nothing"])
+    assert not (tmp_path / "m").exists()

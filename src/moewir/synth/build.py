@@ -11,6 +11,8 @@ import csv
 import functools
 import json
 import multiprocessing
+import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -25,7 +27,8 @@ from ..data.io import ImageReadError, atomic_file, is_image_file, read_image, wr
 from ..metrics import psnr
 from .tasks import TASKS, synthesize, task_seed
 
-__all__ = ["default_photos", "build_dataset", "Job", "load_depth", "depth_maps", "fit_longer_side"]
+__all__ = ["default_photos", "build_dataset", "merge_datasets", "Job", "load_depth", "depth_maps",
+           "fit_longer_side"]
 
 
 def default_photos() -> list[Path]:
@@ -178,16 +181,65 @@ def build_dataset(out: str | Path, tasks: list[str], clean: list[Path] | None = 
     finally:
         if pool:
             pool.shutdown()
+    _write_manifests(out, {"seed": seed, "tasks": tasks, "per_image": per_image, "split": split,
+                           "severity": list(severity)}, records)
+    return records
+
+
+def merge_datasets(out: str | Path, parts: list[str | Path]) -> list[dict]:
+    """Hard-link (or copy) the pairs of several ``moewir synth`` datasets into one; returns the
+    merged manifest records.
+
+    Every part keeps its files byte for byte and its records (each gains ``part``, the index of
+    the dataset it came from). This is how a dataset grows without changing its test pairs: the
+    pairs of a photo are seeded by its index in the sorted photo list, so re-synthesising with
+    more photos would give the old photos new weather; build the new photos as their own dataset
+    (``split=1.0`` for train only) and merge it with the old one. Two parts that hold the same
+    file name, or a part without ``manifest.json``, is an error naming it.
+    """
+    out, parts = Path(out), [Path(p) for p in parts]
+    if out.resolve() in {p.resolve() for p in parts}:
+        raise ValueError(f"{out}: the merged dataset must be a new folder, not one of the parts")
+    manifests, records, origin = [], [], {}
+    for index, part in enumerate(parts):
+        try:
+            manifest = json.loads((part / "manifest.json").read_text())
+            if not isinstance(manifest.get("samples"), list):
+                raise ValueError("no 'samples' list")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{part}: not a moewir synth dataset (manifest.json: {exc})") from None
+        for record in manifest["samples"]:
+            for key in ("input", "target"):
+                if record[key] in origin:
+                    raise ValueError(f"{part / record[key]}: also in {origin[record[key]]}; "
+                                     f"merged datasets need distinct photo names")
+                origin[record[key]] = part
+            records.append({**record, "part": index})
+        manifests.append({"root": str(part), **{k: v for k, v in manifest.items() if k != "samples"}})
+    for record in records:
+        for key in ("input", "target"):
+            source, target = origin[record[key]] / record[key], out / record[key]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(source, target)
+    tasks = list(dict.fromkeys(t for m in manifests for t in m.get("tasks", [])))
+    _write_manifests(out, {"tasks": tasks, "parts": manifests}, records)
+    return records
+
+
+def _write_manifests(out: Path, header: dict, records: list[dict]) -> None:
+    """``manifest.json`` (``header`` plus the records as ``samples``) and ``manifest.csv``."""
     with atomic_file(out / "manifest.json", "w") as f:
-        json.dump({"seed": seed, "tasks": tasks, "per_image": per_image, "split": split,
-                   "severity": list(severity), "samples": records}, f, indent=1, sort_keys=True)
+        json.dump({**header, "samples": records}, f, indent=1, sort_keys=True)
     with atomic_file(out / "manifest.csv", "w") as f:
         writer = csv.writer(f)
         writer.writerow(["split", "task", "input", "target", "source", "psnr", "severity", "params"])
         for r in records:
             writer.writerow([r["split"], r["task"], r["input"], r["target"], r["source"], r["psnr"],
                              r["params"]["severity"], json.dumps(r["params"], sort_keys=True)])
-    return records
 
 
 def clean_photos(folder: str | Path) -> list[Path]:

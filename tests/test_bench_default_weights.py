@@ -1,0 +1,48 @@
+"""bench/default_weights.py: the data-v2 photo list and the jigzo cut-out."""
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import default_weights
+    finally:
+        sys.path.remove(str(BENCH))
+    return default_weights
+
+
+def _png_bytes(array, fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **({"quality": 100} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def test_jigzo_photo_is_the_image_box_of_the_last_embedded_jpeg(tmp_path):
+    y, x = np.mgrid[0:48, 0:64]
+    atlas = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)  # smooth: JPEG keeps it to a few levels
+    thumbnail = np.zeros((8, 8, 3), np.uint8)
+    header = b"PzlF\n0.1\ntoy\nx.map\n531\n#texture map data\ncrop000 0 0 4 4 1 1 0 0 0 0\nimage 10 6 40 30 1 1\n"
+    mask = np.zeros((48, 64, 4), np.uint8)
+    (tmp_path / "toy.pzl").write_bytes(header + _png_bytes(thumbnail, "JPEG") + _png_bytes(mask, "PNG")
+                                       + _png_bytes(atlas, "JPEG"))
+    photo = np.asarray(_module().jigzo_photo(tmp_path / "toy.pzl"), dtype=float)
+    assert photo.shape == (30, 40, 3)
+    assert np.abs(photo - atlas[6:36, 10:50]).max() <= 8
+
+
+def test_extra_photo_names_are_distinct_and_real_weather_stays_out_of_training():
+    module = _module()
+    pairs = [(k, p) for k, paths in module.EXTRA_PHOTOS.items() for p in paths]
+    names = [module.photo_name(k, p) for k, p in pairs]
+    assert len(set(names)) == len(names) == 78
+    assert module.photo_name("plasma-workspace-wallpapers", module._WALLPAPERS.format("Kite")) == \
+        "plasma-workspace-wallpapers_Kite"
+    assert not set(module.REAL_WEATHER) & {p for _, p in pairs}
+    assert "motorcycle_right" not in " ".join(names)  # the held-out motorcycle, from beside
