@@ -2,12 +2,13 @@
 Markdown file with every table and the budget used.
 
     python bench/run_ablations.py [--iterations 300] [--studies routing experts weighting topk]
-                                  [--out docs/ablations_results.md] [--device auto]
+                                  [--seeds 1] [--jobs 1] [--out docs/ablations_results.md] [--device auto]
 
 The data is made by ``moewir synth`` from the embedded photos (haze, rain, snow; 8 samples per
 photo and task, longer side 192; 3 photos train, 1 photo test). The base experiment is
 ``configs/tiny_cpu_synthetic.yml`` with batch 1 per task. Finished variants are reused, so an
-interrupted run continues where it stopped.
+interrupted run continues where it stopped. ``--seeds N`` trains every variant with seeds 0..N-1
+in ``--jobs`` processes of one thread each (``moewir ablate --seeds``).
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--data", default="experiments/ablation_data")
     parser.add_argument("--out", default=str(ROOT / "docs" / "ablations_results.md"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (1: the config's seed)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel training processes with --seeds")
     args = parser.parse_args()
 
     data = Path(args.data)
@@ -44,14 +47,16 @@ def main() -> None:
         "device": args.device, "log.tensorboard": False, "val.every": 0, "log.checkpoint_every": 100})
     where = (torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
              else f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
+    seeds = f"seeds 0-{args.seeds - 1}" if args.seeds > 1 else f"seed {config['seed']}"
     sections = [f"Measured on {where}, torch {torch.__version__}; model `{config['model']['name']}`, "
                 f"{args.iterations} iterations per variant, patch {config['datasets']['train']['patch_size']}, "
                 f"batch 1 per task, Adam lr {config['optim']['lr']} (warm-up {config['schedule']['warmup']}, cosine), "
-                f"seed {config['seed']}; validation on 8 held-out {config['datasets']['val']['center_crop']}-px "
+                f"{seeds}; validation on 8 held-out {config['datasets']['val']['center_crop']}-px "
                 "centre crops per task (EMA weights)."]
     sections.append(_input_row(config))
     for study in args.studies:
-        rows = run_study(config, study, args.iterations, progress=False)
+        rows = run_study(config, study, args.iterations, progress=False,
+                         seeds=list(range(args.seeds)) if args.seeds > 1 else None, jobs=args.jobs)
         sections.append(results_table(rows, study, config) +
                         f"\n\n(training wall time per variant: {min(r['seconds'] for r in rows):.0f}-"
                         f"{max(r['seconds'] for r in rows):.0f} s)")

@@ -199,6 +199,45 @@ def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset
     assert "no variant(s) k=5%" in capsys.readouterr().err
 
 
+def test_ablation_with_seeds_runs_each_seed_in_parallel_and_reports_mean_std_and_paired_interval(
+        tmp_path, dataset, monkeypatch, capsys):
+    from moewir.metrics.seeds import paired_difference
+    from moewir.training import ablation
+
+    cfg = tmp_path / "base.yml"
+    cfg.write_text(yaml.safe_dump({"name": "base", "experiments_root": str(tmp_path), "device": "cpu",
+                                   "model": {"name": "moewirnet-tiny", "dim": 12},
+                                   "datasets": {"train": {"root": str(dataset), "patch_size": 32},
+                                                "val": {"center_crop": 32, "max_per_task": 1}},
+                                   "val": {"every": 0}, "log": {"tensorboard": False}}))
+    args = ["ablate", "weighting", "--config", str(cfg), "--iterations", "2", "--variants", "equal,ori",
+            "--seeds", "2", "--jobs", "2", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 seeds, mean ± std" in out and "mean − ori (95% CI)" in out and " ± " in out
+    group = tmp_path / "base_ablate_weighting"
+    for variant in ("equal", "ori"):
+        assert [yaml.safe_load((group / f"{variant}_s{s}" / "config.yml").read_text())["seed"] for s in (0, 1)] == [0, 1]
+    rows = {r["variant"]: r for r in json.loads((group / "results.json").read_text())}
+    for row in rows.values():
+        summaries = [yaml.safe_load((group / f"{row['variant']}_s{s}" / "summary.yml").read_text()) for s in (0, 1)]
+        per_seed = [np.mean([v["psnr"] for v in s["validation"].values()]) for s in summaries]
+        assert row["mean_psnr_per_seed"] == pytest.approx(per_seed)
+        assert row["validation"]["haze"]["psnr"] == pytest.approx(np.mean([s["validation"]["haze"]["psnr"]
+                                                                           for s in summaries]))
+        assert row["validation"]["haze"]["psnr_std"] == pytest.approx(np.std([s["validation"]["haze"]["psnr"]
+                                                                              for s in summaries], ddof=1))
+    assert rows["equal"]["vs_paper"]["mean"] == pytest.approx(
+        paired_difference(rows["equal"]["mean_psnr_per_seed"], rows["ori"]["mean_psnr_per_seed"])["mean"])
+    assert rows["ori"]["vs_paper"]["mean"] == 0
+    assert len((group / "results.csv").read_text().splitlines()) == 1 + 2 * 2 * 2  # variants x seeds x tasks
+    monkeypatch.setattr(ablation, "Trainer", None)  # every seed finished: nothing is trained again
+    assert main(args) == 0
+    with pytest.raises(SystemExit):
+        main(args[:-5] + ["--seeds", "0"])
+    assert "the number of seeds must be at least 1" in capsys.readouterr().err
+
+
 TRAINING_CONFIGS = sorted(p for p in (Path(__file__).parent.parent / "configs").glob("*.yml")
                           if p.name != "distill.yml")  # distill.yml is tested in test_distill.py
 
