@@ -26,11 +26,13 @@ the model card.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import sys
 from pathlib import Path
 
 import yaml
+from PIL import Image
 
 from moewir.models import create_model, load_weights, model_spec, save_weights
 from moewir.synth.build import build_dataset, merge_datasets
@@ -119,12 +121,9 @@ def photo_name(package: str, path: str) -> str:
     return f"{package}_{parts[-4] if parts[-1][0].isdigit() else Path(path).stem}"
 
 
-def jigzo_photo(puzzle: Path) -> "Image.Image":
+def jigzo_photo(puzzle: Path) -> Image.Image:
     """The photograph of a jigzo ``.pzl`` puzzle: the last (largest) JPEG embedded in the file is
     the texture atlas, and the ``image X Y W H`` line gives the photo's box in it."""
-    import io
-    from PIL import Image
-
     data = puzzle.read_bytes()
     box = next((line.split()[1:5] for line in data[:4096].split(b"\n") if line.startswith(b"image ")), None)
     start = data.rfind(b"\xff\xd8\xff")
