@@ -4,6 +4,7 @@
     python bench/default_weights.py data-v2 --debian ROOT [--out data/v2]  # more photos, same test pairs
     moewir train configs/default_weights.yml                            # [--resume] across sessions
     python bench/default_weights.py ship  [--experiment experiments/default_weights]
+    python bench/default_weights.py curves --experiment E [E ...] [--plot FILE]  # validation curves
 
 ``data`` gathers clean photos that need no download: scikit-image's bundled colour photos and
 the photographs of the Debian packages ``lomiri-wallpapers-16.04``, ``lomiri-wallpapers-20.04``
@@ -22,6 +23,10 @@ numbers on the held-out photos stay comparable. The photos with real weather in 
 ``ship`` copies the experiment's latest EMA weights into ``src/moewir/pretrained/`` (the
 model name and config travel in the safetensors metadata) and prints the validation table for
 the model card.
+
+``curves`` prints the validation PSNR per task and iteration of one or more experiments (their
+``val_log.csv``) beside the unrestored input and the dark channel prior on the same crops, and
+draws one panel per task and one for the mean (``--plot``; needs matplotlib).
 """
 from __future__ import annotations
 
@@ -152,6 +157,52 @@ def gather_extra_photos(debian: Path, into: Path) -> list[Path]:
     return copies
 
 
+def read_val_log(experiment: Path) -> dict[int, dict[str, float]]:
+    """``{iteration: {task: psnr}}`` from an experiment's ``val_log.csv``."""
+    import csv
+
+    curves: dict[int, dict[str, float]] = {}
+    with open(experiment / "val_log.csv") as f:
+        for row in csv.DictReader(f):
+            curves.setdefault(int(row["iteration"]), {})[row["task"]] = float(row["psnr"])
+    return curves
+
+
+def curves(experiments: list[Path], plot: str | None) -> None:
+    """The ``curves`` step: a table per experiment and, with ``plot``, the panels."""
+    import statistics
+
+    from moewir.tables import markdown_table
+    from offset_error import offsets
+
+    config = yaml.safe_load((experiments[0] / "config.yml").read_text())
+    val = config["datasets"]["val"]
+    references = offsets("dcp", config["datasets"]["train"]["root"], val["center_crop"], val["max_per_task"] or 10 ** 9)
+    levels = {"input": {t: r["input"] for t, r in references.items()}, "dcp": {t: r["output"] for t, r in references.items()}}
+    tasks = sorted(references)
+    logs = {e.name: read_val_log(e) for e in experiments}
+    for name, log in logs.items():
+        rows = [[i, *(f"{log[i][t]:.2f}" for t in tasks), f"{statistics.fmean(log[i][t] for t in tasks):.2f}"]
+                for i in sorted(log)]
+        rows += [[k, *(f"{v[t]:.2f}" for t in tasks), f"{statistics.fmean(v.values()):.2f}"] for k, v in levels.items()]
+        print(f"\n{name}\n\n" + markdown_table(["iteration", *tasks, "mean"], rows, align="r" * (len(tasks) + 2)))
+    if plot:
+        from plots import grid, line_plot
+
+        panels = []
+        for task in [*tasks, "mean"]:
+            def value(scores):
+                return statistics.fmean(scores.values()) if task == "mean" else scores[task]
+            panel = Path(plot).with_name(f".{Path(plot).stem}_{task}.png")
+            line_plot(panel, {name: [(i, value(v)) for i, v in log.items()] for name, log in logs.items()},
+                      "iteration", "PSNR (dB, Y)", f"{task}: held-out 256-px centre crops",
+                      size=(640, 360), hlines={k: value(v) for k, v in levels.items()})
+            panels.append(panel)
+        grid(panels, plot, cols=2, title="validation PSNR per task; dashed: the input and the dark channel prior")
+        for panel in panels:
+            panel.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="step", required=True)
@@ -165,6 +216,9 @@ def main() -> None:
     v2.add_argument("--debian", required=True, help="root where EXTRA_PACKAGES are extracted")
     v2.add_argument("--per-image", type=int, default=6)
     v2.add_argument("--workers", type=int, default=2)
+    plot = sub.add_parser("curves")
+    plot.add_argument("--experiment", nargs="+", required=True, type=Path)
+    plot.add_argument("--plot", help="write the panels here (PNG)")
     ship = sub.add_parser("ship")
     ship.add_argument("--experiment", default="experiments/default_weights")
     args = parser.parse_args()
@@ -174,6 +228,9 @@ def main() -> None:
         photos = gather_photos(Path(args.debian), out.parent / f"{out.name}_photos")
         print(f"{len(photos)} photos")
         build_dataset(out, TASKS, clean=photos, per_image=args.per_image, seed=0, split=0.85, max_side=768)
+        return
+    if args.step == "curves":
+        curves(args.experiment, args.plot)
         return
     if args.step == "data-v2":
         out = Path(args.out)

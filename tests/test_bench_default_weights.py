@@ -46,3 +46,34 @@ def test_extra_photo_names_are_distinct_and_real_weather_stays_out_of_training()
         "plasma-workspace-wallpapers_Kite"
     assert not set(module.REAL_WEATHER) & {p for _, p in pairs}
     assert "motorcycle_right" not in " ".join(names)  # the held-out motorcycle, from beside
+
+
+def test_curves_tabulates_the_val_log_beside_the_input_on_the_same_crops(tmp_path, capsys):
+    import yaml
+
+    from moewir.data import PairedImages, discover, write_image
+    from moewir.metrics import psnr
+    from moewir.synth.build import build_dataset
+
+    y, x = np.mgrid[0:48, 0:56] / 56
+    for i in range(2):
+        write_image(tmp_path / f"p{i}.png", np.stack([0.5 + 0.3 * np.sin(9 * x + i), 0.4 + 0.3 * y, 0.3 + 0.2 * x], -1))
+    build_dataset(tmp_path / "data", ["haze", "rain"], clean=[tmp_path / "p0.png", tmp_path / "p1.png"],
+                  per_image=2, split=0.5, progress=False)
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    (experiment / "config.yml").write_text(yaml.safe_dump({"datasets": {"train": {"root": str(tmp_path / "data")},
+                                                                        "val": {"center_crop": 32, "max_per_task": None}}}))
+    (experiment / "val_log.csv").write_text("iteration,task,images,psnr,ssim\n10,haze,2,20.5,0.9\n10,rain,2,25.5,0.8\n")
+    module = _module()
+    assert module.read_val_log(experiment) == {10: {"haze": 20.5, "rain": 25.5}}
+    sys.path.insert(0, str(BENCH))
+    try:
+        module.curves([experiment], plot=None)
+    finally:
+        sys.path.remove(str(BENCH))
+    out = capsys.readouterr().out
+    assert "| 10 | 20.50 | 25.50 | 23.00 |" in out
+    levels = [np.mean([psnr(i["input"], i["target"], y_channel=True).item() for i in PairedImages(pairs, 32)])
+              for _, pairs in sorted(discover(tmp_path / "data", "test").items())]
+    assert f"| input | {levels[0]:.2f} | {levels[1]:.2f} |" in out and "| dcp |" in out
