@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from moewir.metrics.seeds import mean_std
 from moewir.tables import markdown_table
 from plots import line_plot
 
@@ -130,10 +131,6 @@ def train_all(runs: list[tuple[str, int]], args: argparse.Namespace) -> bool:
                     print(f"{variant} seed {seed}: training failed, see "
                           f"{run_dir(args.tag, variant, seed)}.out", file=sys.stderr)
     return ok
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def patch_side(overrides: list[str]) -> str:

@@ -119,11 +119,16 @@ EXTRA_PHOTOS = {
 EXTRA_PACKAGES = list(EXTRA_PHOTOS)
 
 
-def photo_name(package: str, path: str) -> str:
-    """A distinct file stem for a package photo: the package, then the wallpaper's folder for the
-    KDE wallpapers (all named by their resolution) or the file's stem."""
+def photo_stem(path: str) -> str:
+    """A package photo's name: the wallpaper's folder for the KDE wallpapers (all named by their
+    resolution), the file's stem otherwise."""
     parts = Path(path).parts
-    return f"{package}_{parts[-4] if parts[-1][0].isdigit() else Path(path).stem}"
+    return parts[-4] if parts[-1][0].isdigit() else Path(path).stem
+
+
+def photo_name(package: str, path: str) -> str:
+    """A distinct file stem for a package photo: the package, then :func:`photo_stem`."""
+    return f"{package}_{photo_stem(path)}"
 
 
 def jigzo_photo(puzzle: Path) -> Image.Image:
@@ -134,8 +139,14 @@ def jigzo_photo(puzzle: Path) -> Image.Image:
     start = data.rfind(b"\xff\xd8\xff")
     if box is None or start < 0:
         sys.exit(f"{puzzle}: not a jigzo puzzle with an embedded photo")
-    x, y, w, h = (int(v) for v in box)
-    return Image.open(io.BytesIO(data[start:])).convert("RGB").crop((x, y, x + w, y + h))
+    try:
+        x, y, w, h = (int(v) for v in box)
+        atlas = Image.open(io.BytesIO(data[start:])).convert("RGB")
+    except (ValueError, OSError) as exc:
+        sys.exit(f"{puzzle}: cannot read the embedded photo ({exc})")
+    if x < 0 or y < 0 or x + w > atlas.width or y + h > atlas.height:
+        sys.exit(f"{puzzle}: image box {x} {y} {w} {h} lies outside the embedded {atlas.width}x{atlas.height} JPEG")
+    return atlas.crop((x, y, x + w, y + h))
 
 
 def gather_extra_photos(debian: Path, into: Path) -> list[Path]:
@@ -177,10 +188,14 @@ def curves(experiments: list[Path], plot: str | None) -> None:
 
     config = yaml.safe_load((experiments[0] / "config.yml").read_text())
     val = config["datasets"]["val"]
-    references = offsets("dcp", config["datasets"]["train"]["root"], val["center_crop"], val["max_per_task"] or 10 ** 9)
+    if val.get("max_per_task") is not None or val.get("split", "test") != "test":
+        sys.exit(f"{experiments[0]}: curves compares with the input on every test pair; this experiment "
+                 f"validated on {val.get('max_per_task')} pairs of split {val.get('split')!r}")
+    root = val.get("root") or config["datasets"]["train"]["root"]
+    references = offsets("dcp", root, val["center_crop"], 10 ** 9)
     levels = {"input": {t: r["input"] for t, r in references.items()}, "dcp": {t: r["output"] for t, r in references.items()}}
-    tasks = sorted(references)
     logs = {e.name: read_val_log(e) for e in experiments}
+    tasks = sorted(t for t in references if all(t in v for log in logs.values() for v in log.values()))
     for name, log in logs.items():
         rows = [[i, *(f"{log[i][t]:.2f}" for t in tasks), f"{statistics.fmean(log[i][t] for t in tasks):.2f}"]
                 for i in sorted(log)]

@@ -23,9 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from moewir.data.io import atomic_file
+from moewir.data.io import atomic_file, read_image
 from moewir.evaluation.figures import comparison_sheet, save_sheet, stack_sheets
 from moewir.inference import load
 from moewir.metrics.niqe import niqe
@@ -34,7 +32,7 @@ from moewir.synth.build import fit_longer_side
 from moewir.tables import markdown_header, markdown_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_weights import REAL_WEATHER  # noqa: E402
+from default_weights import REAL_WEATHER, photo_stem  # noqa: E402
 
 
 def scores(restored: np.ndarray, photo: np.ndarray) -> dict[str, float]:
@@ -43,7 +41,8 @@ def scores(restored: np.ndarray, photo: np.ndarray) -> dict[str, float]:
     def contrast(image):
         return float(luma(image, "bt601-full", channel_axis=-1).std())
     return {"niqe": niqe(restored), "change": float(np.abs(restored - photo).mean() * 255),
-            "cast": float(np.linalg.norm(shift - shift.mean())), "contrast": contrast(restored) / contrast(photo)}
+            "cast": float(np.linalg.norm(shift - shift.mean())),
+            "contrast": contrast(restored) / max(contrast(photo), 1e-6)}
 
 
 def main() -> int:
@@ -56,14 +55,14 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     models = [m.split("=", 1) if "=" in m else (m, m) for m in args.model or ["shipped=moewirnet-tiny", "dcp=dcp"]]
+    missing = [str(Path(args.debian) / p) for p in REAL_WEATHER if not (Path(args.debian) / p).is_file()]
+    if missing:
+        sys.exit(f"{missing[0]}: missing ({len(missing)} of {len(REAL_WEATHER)} photos); "
+                 f"extract the packages that hold them into --debian")
     restorers = {label: load(source, device="cpu", tile=512) for label, source in models}
     rows, sheets = [], []
     for path, weather in REAL_WEATHER.items():
-        source = Path(args.debian) / path
-        if not source.is_file():
-            sys.exit(f"{source}: missing; extract the package that holds it into --debian")
-        photo = fit_longer_side(np.asarray(Image.open(source).convert("RGB"), dtype=np.float32) / 255, args.max_side)
-        photo = np.round(photo * 255) / 255
+        photo = np.round(fit_longer_side(read_image(Path(args.debian) / path), args.max_side) * 255) / 255
         panels = [(f"input ({weather}) NIQE {niqe(photo):.2f}", photo)]
         row = {"photo": path, "weather": weather, "input": {"niqe": niqe(photo)}}
         for label, restorer in restorers.items():
@@ -78,8 +77,7 @@ def main() -> int:
     print(markdown_header(["photo", "weather", "input NIQE", *(f"{k} NIQE / change / cast / contrast" for k in labels)],
                           align="llr" + "r" * len(labels)))
     for row in rows:
-        print(markdown_row([Path(row["photo"]).parent.parent.parent.name if row["photo"].endswith("2560x1600.jpg")
-                            else Path(row["photo"]).name, row["weather"], f"{row['input']['niqe']:.2f}",
+        print(markdown_row([photo_stem(row["photo"]), row["weather"], f"{row['input']['niqe']:.2f}",
                             *(f"{row[k]['niqe']:.2f} / {row[k]['change']:.1f} / {row[k]['cast']:.1f} / "
                               f"{row[k]['contrast']:.2f}" for k in labels)]))
     mean = {k: {m: statistics.fmean(r[k][m] for r in rows) for m in rows[0][k]} for k in ["input", *labels]}

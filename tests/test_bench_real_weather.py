@@ -54,7 +54,7 @@ def test_one_photo_with_dcp_writes_table_sheet_and_json(real_weather, tmp_path, 
     row = result["rows"][0]
     assert row["weather"] == "fog" and row["dcp"]["change"] > 5 and row["dcp"]["contrast"] > 1.2
     assert Image.open(tmp_path / "s.png").size[0] > 2 * 240
-    assert "| fog.png | fog |" in capsys.readouterr().out
+    assert "| fog | fog |" in capsys.readouterr().out
     monkeypatch.setattr(real_weather, "REAL_WEATHER", {"missing.png": "fog"})
-    with pytest.raises(SystemExit, match="missing.png: missing"):
+    with pytest.raises(SystemExit, match="missing.png: missing .1 of 1 photos"):
         real_weather.main()

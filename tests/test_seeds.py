@@ -8,9 +8,10 @@ from moewir.metrics.seeds import mean_std, paired_difference, t_quantile
 
 @pytest.mark.parametrize("p, df, table", [(0.975, 1, 12.706), (0.975, 2, 4.303), (0.975, 4, 2.776),
                                           (0.975, 9, 2.262), (0.975, 30, 2.042), (0.95, 2, 2.920),
-                                          (0.995, 5, 4.032), (0.5, 3, 0.0)])
+                                          (0.995, 5, 4.032), (0.9995, 1, 636.619), (0.999, 1, 318.309),
+                                          (0.5, 3, 0.0)])
 def test_t_quantile_matches_the_printed_table(p, df, table):
-    assert t_quantile(p, df) == pytest.approx(table, abs=5e-4)
+    assert t_quantile(p, df) == pytest.approx(table, abs=5e-4, rel=1e-5)
 
 
 def test_paired_difference_by_hand():

@@ -175,6 +175,7 @@ def test_merge_keeps_every_pair_byte_for_byte_and_adds_the_new_photos_as_train(t
     for record, part in [(r, "a") for r in old] + [(r, "b") for r in new]:
         for key in ("input", "target"):
             assert (tmp_path / "m" / record[key]).read_bytes() == (tmp_path / part / record[key]).read_bytes()
+            assert (tmp_path / "m" / record[key]).stat().st_ino == (tmp_path / part / record[key]).stat().st_ino
     def names(root, split):
         return {t: [(p.input.relative_to(root), p.target.relative_to(root)) for p in pairs]
                 for t, pairs in discover(root, split).items()}
@@ -192,10 +193,15 @@ def test_merge_errors_name_the_problem(tmp_path):
     write_image(tmp_path / "p" / "x.png", _photo(32, 32))
     for name in ("a", "b"):
         build_dataset(tmp_path / name, ["haze"], clean=[tmp_path / "p" / "x.png"], split=1.0, progress=False)
-    with pytest.raises(ValueError, match=r"HAZE/input/x_00.png: also in .*a; merged datasets need distinct"):
+    with pytest.raises(ValueError, match=r"b/manifest.json: photo 'x' is also in .*a; merged datasets need distinct"):
         merge_datasets(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
-    with pytest.raises(ValueError, match="not one of the parts"):
-        merge_datasets(tmp_path / "a", [tmp_path / "a"])
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        merge_datasets(tmp_path / "a", [tmp_path / "b"])
+    with pytest.raises(ValueError, match="not one of the parts or inside one"):
+        merge_datasets(tmp_path / "a" / "new", [tmp_path / "a"])
+    (tmp_path / "b" / "train" / "HAZE" / "target" / "x_00.png").unlink()
+    with pytest.raises(ValueError, match=r"b/train/HAZE/target/x_00.png: listed in .*manifest.json but missing"):
+        merge_datasets(tmp_path / "m", [tmp_path / "b"])
     with pytest.raises(ValueError, match=r"nothing: not a moewir synth dataset"):
         merge_datasets(tmp_path / "m", [tmp_path / "nothing"])
     assert not (tmp_path / "m").exists()

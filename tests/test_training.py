@@ -201,7 +201,6 @@ def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset
 
 def test_ablation_with_seeds_runs_each_seed_in_parallel_and_reports_mean_std_and_paired_interval(
         tmp_path, dataset, monkeypatch, capsys):
-    from moewir.metrics.seeds import paired_difference
     from moewir.training import ablation
 
     cfg = tmp_path / "base.yml"
@@ -210,13 +209,13 @@ def test_ablation_with_seeds_runs_each_seed_in_parallel_and_reports_mean_std_and
                                    "datasets": {"train": {"root": str(dataset), "patch_size": 32},
                                                 "val": {"center_crop": 32, "max_per_task": 1}},
                                    "val": {"every": 0}, "log": {"tensorboard": False}}))
-    args = ["ablate", "weighting", "--config", str(cfg), "--iterations", "2", "--variants", "equal,ori",
+    args = ["ablate", "topk", "--config", str(cfg), "--iterations", "2", "--variants", "k=50%,k=70%",
             "--seeds", "2", "--jobs", "2", "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "2 seeds, mean ± std" in out and "mean − ori (95% CI)" in out and " ± " in out
-    group = tmp_path / "base_ablate_weighting"
-    for variant in ("equal", "ori"):
+    assert "2 seeds, mean ± std" in out and "mean − k=70% (95% CI)" in out and " ± " in out
+    group = tmp_path / "base_ablate_topk"
+    for variant in ("k=50%", "k=70%"):
         assert [yaml.safe_load((group / f"{variant}_s{s}" / "config.yml").read_text())["seed"] for s in (0, 1)] == [0, 1]
     rows = {r["variant"]: r for r in json.loads((group / "results.json").read_text())}
     for row in rows.values():
@@ -227,12 +226,18 @@ def test_ablation_with_seeds_runs_each_seed_in_parallel_and_reports_mean_std_and
                                                                            for s in summaries]))
         assert row["validation"]["haze"]["psnr_std"] == pytest.approx(np.std([s["validation"]["haze"]["psnr"]
                                                                               for s in summaries], ddof=1))
-    assert rows["equal"]["vs_paper"]["mean"] == pytest.approx(
-        paired_difference(rows["equal"]["mean_psnr_per_seed"], rows["ori"]["mean_psnr_per_seed"])["mean"])
-    assert rows["ori"]["vs_paper"]["mean"] == 0
+    # the paired difference by hand: per-seed mean PSNR differences d, mean ± t(0.975, 1) sd / sqrt(2)
+    d = np.subtract(rows["k=50%"]["mean_psnr_per_seed"], rows["k=70%"]["mean_psnr_per_seed"])
+    half = 12.7062 * np.std(d, ddof=1) / np.sqrt(2)
+    vs = rows["k=50%"]["vs_paper"]
+    assert (vs["variant"], vs["n"]) == ("k=70%", 2) and abs(d).max() > 0 and vs["mean"] == pytest.approx(d.mean())
+    assert vs["low"] == pytest.approx(d.mean() - half, abs=1e-4) and vs["high"] == pytest.approx(d.mean() + half, abs=1e-4)
+    assert rows["k=70%"]["vs_paper"]["mean"] == 0
     assert len((group / "results.csv").read_text().splitlines()) == 1 + 2 * 2 * 2  # variants x seeds x tasks
+    stamps = {p: p.stat().st_mtime_ns for p in group.glob("*_s*/summary.yml")}
     monkeypatch.setattr(ablation, "Trainer", None)  # every seed finished: nothing is trained again
     assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in group.glob("*_s*/summary.yml")} == stamps and len(stamps) == 4
     with pytest.raises(SystemExit):
         main(args[:-5] + ["--seeds", "0"])
     assert "the number of seeds must be at least 1" in capsys.readouterr().err

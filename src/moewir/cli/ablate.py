@@ -23,12 +23,19 @@ def add_parser(subparsers) -> None:
                    help="train every variant once per seed: N for seeds 0..N-1, or a list such as 3,4,5; the "
                         "table shows mean ± std and the paired difference to the paper's variant with a 95%% "
                         "interval (default: once, with the config's seed)")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="parallel training processes of one thread each with --seeds (default: the CPU count)")
+    p.add_argument("--jobs", type=_positive, default=None,
+                   help="trainings at once, each a process of one thread (default: one per usable CPU core with "
+                        "--seeds, else 1)")
     add_set_option(p, "base config (dotted keys)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
 
 
 def _seeds(text: str) -> list[int]:
@@ -49,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, parse_overrides(args.set))
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-    jobs = args.jobs or (os.cpu_count() or 1 if args.seeds else 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = args.jobs or (cores if args.seeds else 1)
     rows = run_study(config, args.study, args.iterations, variants, progress=not args.no_progress,
                      seeds=args.seeds, jobs=jobs)
     print("\n" + results_table(rows, args.study, config))

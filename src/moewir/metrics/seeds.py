@@ -22,15 +22,17 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _t_cdf(x: float, df: int) -> float:
-    """Student-t CDF for ``x >= 0``: 1/2 plus the integral of the density from 0 to ``x``
-    (composite Simpson, 2000 intervals; the density is smooth, so this is accurate to ~1e-10)."""
+    """Student-t CDF for ``x >= 0``. With ``t = sqrt(df) tan(theta)`` the density integral from 0
+    to ``x`` becomes ``c sqrt(df)`` times that of ``cos(theta) ** (df - 1)`` from 0 to
+    ``atan(x / sqrt(df)) < pi / 2``: smooth and bounded, so composite Simpson with 400 intervals
+    is accurate to ~1e-12 for any ``x``."""
     log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    def density(t):
-        return math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
-    n = 2000
-    h = x / n
-    total = density(0.0) + density(x) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, n))
-    return 0.5 + total * h / 3
+    end, n = math.atan(x / math.sqrt(df)), 400
+    h = end / n
+    def f(theta):
+        return math.cos(theta) ** (df - 1)
+    total = f(0.0) + f(end) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n))
+    return 0.5 + math.exp(log_norm) * math.sqrt(df) * total * h / 3
 
 
 def t_quantile(p: float, df: int) -> float:

@@ -194,13 +194,19 @@ def merge_datasets(out: str | Path, parts: list[str | Path]) -> list[dict]:
     the dataset it came from). This is how a dataset grows without changing its test pairs: the
     pairs of a photo are seeded by its index in the sorted photo list, so re-synthesising with
     more photos would give the old photos new weather; build the new photos as their own dataset
-    (``split=1.0`` for train only) and merge it with the old one. Two parts that hold the same
-    file name, or a part without ``manifest.json``, is an error naming it.
+    (``split=1.0`` for train only) and merge it with the old one. ``out`` must be new or empty.
+    Two parts with a photo of the same name, a part without ``manifest.json`` or a file its
+    manifest lists but that is missing is an error naming it, raised before anything is written.
     """
     out, parts = Path(out), [Path(p) for p in parts]
-    if out.resolve() in {p.resolve() for p in parts}:
-        raise ValueError(f"{out}: the merged dataset must be a new folder, not one of the parts")
-    manifests, records, origin = [], [], {}
+    if not parts:
+        raise ValueError(f"{out}: merge_datasets needs at least one dataset to merge")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out}: exists and is not empty; merge into a new folder (stale pairs would be read)")
+    for part in parts:
+        if out.resolve().is_relative_to(part.resolve()) or part.resolve().is_relative_to(out.resolve()):
+            raise ValueError(f"{out}: the merged dataset must be a new folder, not one of the parts or inside one")
+    manifests, records, origin, photos = [], [], {}, {}
     for index, part in enumerate(parts):
         try:
             manifest = json.loads((part / "manifest.json").read_text())
@@ -209,7 +215,15 @@ def merge_datasets(out: str | Path, parts: list[str | Path]) -> list[dict]:
         except (OSError, ValueError, AttributeError) as exc:
             raise ValueError(f"{part}: not a moewir synth dataset (manifest.json: {exc})") from None
         for record in manifest["samples"]:
+            if not all(isinstance(record.get(key), str) for key in ("input", "target", "source")):
+                raise ValueError(f"{part / 'manifest.json'}: a sample without input, target and source: {record}")
+            photo = Path(record["source"]).stem
+            if photos.setdefault(photo, part) != part:
+                raise ValueError(f"{part / 'manifest.json'}: photo {photo!r} is also in {photos[photo]}; "
+                                 f"merged datasets need distinct photo names")
             for key in ("input", "target"):
+                if not (part / record[key]).is_file():
+                    raise ValueError(f"{part / record[key]}: listed in {part / 'manifest.json'} but missing")
                 if record[key] in origin:
                     raise ValueError(f"{part / record[key]}: also in {origin[record[key]]}; "
                                      f"merged datasets need distinct photo names")
@@ -220,7 +234,6 @@ def merge_datasets(out: str | Path, parts: list[str | Path]) -> list[dict]:
         for key in ("input", "target"):
             source, target = origin[record[key]] / record[key], out / record[key]
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.unlink(missing_ok=True)
             try:
                 os.link(source, target)
             except OSError:  # another file system, or links not allowed

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +122,13 @@ def run_study(config: dict[str, Any], study: str, iterations: int | None = None,
     pending = [run for run in runs if summaries[run] is None]
     if jobs > 1 and len(pending) > 1:
         # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
-        with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {run: pool.submit(_train, configs[run], False, 1) for run in pending}
-            for run, future in futures.items():
-                summaries[run] = future.result()
+        pool = ProcessPoolExecutor(min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn"))
+        futures = {pool.submit(_train, configs[run], False, 1): run for run in pending}
+        try:
+            for future in as_completed(futures):
+                summaries[futures[future]] = future.result()
+        finally:  # a failed run stops the study: the runs not started yet are cancelled
+            pool.shutdown(cancel_futures=True)
     else:
         for run in pending:
             summaries[run] = _train(configs[run], progress)
@@ -135,8 +137,9 @@ def run_study(config: dict[str, Any], study: str, iterations: int | None = None,
     if seeds is not None and PAPER_VARIANT.get(study) in chosen:
         paper = next(r for r in rows if r["variant"] == PAPER_VARIANT[study])
         for row in rows:
-            row["vs_paper"] = {"variant": paper["variant"], **paired_difference(row["mean_psnr_per_seed"],
-                                                                                 paper["mean_psnr_per_seed"])}
+            d = paired_difference(row["mean_psnr_per_seed"], paper["mean_psnr_per_seed"])
+            # JSON has no NaN: one seed gives no interval
+            row["vs_paper"] = {"variant": paper["variant"], **{k: None if v != v else v for k, v in d.items()}}
     out = Path(config["experiments_root"]) / group
     table = results_table(rows, study, config)
     with atomic_file(out / "results.md", "w") as f:
@@ -159,6 +162,8 @@ def _row(variant: str, iterations: int, summaries: dict[int | None, dict[str, An
     runs = {("config" if seed is None else seed): {"seconds": s["seconds"], "validation": s["validation"]}
             for seed, s in summaries.items()}
     tasks = sorted({t for run in runs.values() for t in run["validation"]})
+    if not tasks:
+        raise ValueError(f"{variant}: the runs have no validation (does the dataset have a test split?)")
     validation = {}
     for task in tasks:
         psnrs = [run["validation"][task]["psnr"] for run in runs.values()]
@@ -181,6 +186,7 @@ def results_table(rows: list[dict[str, Any]], study: str, config: dict[str, Any]
     val = config["val"]
     convention = f"{'Y' if val['y_channel'] else 'RGB'}, crop {val['crop_border']}"
     seeds = max((len(row.get("seeds", {})) for row in rows), default=1)
+    paired = seeds > 1 and any("vs_paper" in row for row in rows)
 
     def pm(value: float, std: float, digits: int = 2) -> str:
         return f"{value:.{digits}f} ± {std:.{digits}f}" if seeds > 1 else f"{value:.{digits}f}"
@@ -194,14 +200,14 @@ def results_table(rows: list[dict[str, Any]], study: str, config: dict[str, Any]
         mean = row.get("mean_psnr", (sum(values) / max(len(values), 1), 0.0))
         worst = row.get("worst_psnr", (min(values, default=float("nan")), 0.0))
         cells += [pm(*mean), pm(*worst)]
-        if seeds > 1:
-            d = row.get("vs_paper")
-            cells.append("-" if d is None or row["variant"] == d["variant"] or math.isnan(d["low"])
+        if paired:
+            d = row["vs_paper"]
+            cells.append("-" if row["variant"] == d["variant"] or d["low"] is None
                          else f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]")
         body.append([row["variant"], *cells])
     headers = ["variant", *tasks, "mean PSNR", "worst PSNR"]
-    if seeds > 1:
-        headers.append(f"mean − {PAPER_VARIANT.get(study, 'paper')} (95% CI)")
+    if paired:
+        headers.append(f"mean − {PAPER_VARIANT[study]} (95% CI)")
     title = (f"Ablation `{study}` ({rows[0]['iterations'] if rows else 0} iterations each"
              f"{f', {seeds} seeds, mean ± std' if seeds > 1 else ''}; PSNR dB / SSIM on {convention})")
     table = markdown_table(headers, body, align="l" + "r" * (len(headers) - 1))
