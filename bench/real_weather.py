@@ -71,7 +71,7 @@ def main() -> int:
             panels.append((f"{label} NIQE {row[label]['niqe']:.2f}", restored))
         rows.append(row)
         sheets.append(comparison_sheet(panels, inset=None, panel_width=300))
-        print(f"{Path(path).name}: " + ", ".join(f"{k} {row[k]['niqe']:.2f}" for k in ["input", *restorers]),
+        print(f"{photo_stem(path)}: " + ", ".join(f"{k} {row[k]['niqe']:.2f}" for k in ["input", *restorers]),
               flush=True)
     labels = list(restorers)
     print(markdown_header(["photo", "weather", "input NIQE", *(f"{k} NIQE / change / cast / contrast" for k in labels)],

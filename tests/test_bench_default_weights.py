@@ -1,22 +1,14 @@
 """bench/default_weights.py: the data-v2 photo list and the jigzo cut-out."""
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 
-
-def _module():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import default_weights
-    finally:
-        sys.path.remove(str(BENCH))
-    return default_weights
+@pytest.fixture
+def module(bench_module):
+    return bench_module("default_weights")
 
 
 def _png_bytes(array, fmt):
@@ -25,7 +17,7 @@ def _png_bytes(array, fmt):
     return buffer.getvalue()
 
 
-def test_jigzo_photo_is_the_image_box_of_the_last_embedded_jpeg(tmp_path):
+def test_jigzo_photo_is_the_image_box_of_the_last_embedded_jpeg(module, tmp_path):
     y, x = np.mgrid[0:48, 0:64]
     atlas = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)  # smooth: JPEG keeps it to a few levels
     thumbnail = np.zeros((8, 8, 3), np.uint8)
@@ -33,17 +25,16 @@ def test_jigzo_photo_is_the_image_box_of_the_last_embedded_jpeg(tmp_path):
     mask = np.zeros((48, 64, 4), np.uint8)
     (tmp_path / "toy.pzl").write_bytes(header + _png_bytes(thumbnail, "JPEG") + _png_bytes(mask, "PNG")
                                        + _png_bytes(atlas, "JPEG"))
-    photo = np.asarray(_module().jigzo_photo(tmp_path / "toy.pzl"), dtype=float)
+    photo = np.asarray(module.jigzo_photo(tmp_path / "toy.pzl"), dtype=float)
     assert photo.shape == (30, 40, 3)
     assert np.abs(photo - atlas[6:36, 10:50]).max() <= 8
     (tmp_path / "bad.pzl").write_bytes(header.replace(b"image 10 6 40 30", b"image 10 6 60 30")
                                        + _png_bytes(atlas, "JPEG"))
     with pytest.raises(SystemExit, match="bad.pzl: image box 10 6 60 30 lies outside the embedded 64x48 JPEG"):
-        _module().jigzo_photo(tmp_path / "bad.pzl")
+        module.jigzo_photo(tmp_path / "bad.pzl")
 
 
-def test_extra_photo_names_are_distinct_and_real_weather_stays_out_of_training():
-    module = _module()
+def test_extra_photo_names_are_distinct_and_real_weather_stays_out_of_training(module):
     pairs = [(k, p) for k, paths in module.EXTRA_PHOTOS.items() for p in paths]
     names = [module.photo_name(k, p) for k, p in pairs]
     assert len(set(names)) == len(names) == 78
@@ -53,7 +44,7 @@ def test_extra_photo_names_are_distinct_and_real_weather_stays_out_of_training()
     assert module.photo_stem(module._WALLPAPERS.format("ColdRipple")) == "ColdRipple"
 
 
-def test_curves_tabulates_the_val_log_beside_the_input_on_the_same_crops(tmp_path, capsys):
+def test_curves_tabulates_the_val_log_beside_the_input_on_the_same_crops(module, tmp_path, capsys):
     import yaml
 
     from moewir.data import PairedImages, discover, write_image
@@ -70,13 +61,8 @@ def test_curves_tabulates_the_val_log_beside_the_input_on_the_same_crops(tmp_pat
     (experiment / "config.yml").write_text(yaml.safe_dump({"datasets": {"train": {"root": str(tmp_path / "data")},
                                                                         "val": {"center_crop": 32, "max_per_task": None}}}))
     (experiment / "val_log.csv").write_text("iteration,task,images,psnr,ssim\n10,haze,2,20.5,0.9\n10,rain,2,25.5,0.8\n")
-    module = _module()
     assert module.read_val_log(experiment) == {10: {"haze": 20.5, "rain": 25.5}}
-    sys.path.insert(0, str(BENCH))
-    try:
-        module.curves([experiment], plot=None)
-    finally:
-        sys.path.remove(str(BENCH))
+    module.curves([experiment], plot=None)
     out = capsys.readouterr().out
     assert "| 10 | 20.50 | 25.50 | 23.00 |" in out
     levels = [np.mean([psnr(i["input"], i["target"], y_channel=True).item() for i in PairedImages(pairs, 32)])

@@ -1,22 +1,12 @@
 """bench/grad_norms.py: the gradient norm it reports is the one the trainer's clip sees."""
-import sys
-from pathlib import Path
-
 import torch
 
 import moewir
 from moewir.models import save_weights
 from moewir.training.losses import CompositeLoss
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def test_norms_match_clip_grad_norm(tmp_path):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import grad_norms
-    finally:
-        sys.path.remove(str(BENCH))
+def test_norms_match_clip_grad_norm(tmp_path, bench_module):
+    grad_norms = bench_module("grad_norms")
     torch.manual_seed(0)
     net = moewir.create_model("moewirnet-tiny", dim=12, heads=(1, 1, 1, 1))
     weights = tmp_path / "net_5.safetensors"

@@ -1,7 +1,6 @@
 """bench/real_weather.py: its no-reference scores by hand, and one run on a photo with dcp."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,17 +8,10 @@ from PIL import Image
 
 from moewir.metrics.niqe import niqe
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
 
 @pytest.fixture
-def real_weather():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import real_weather
-    finally:
-        sys.path.remove(str(BENCH))
-    return real_weather
+def real_weather(bench_module):
+    return bench_module("real_weather")
 
 
 def _photo(h=200, w=240):

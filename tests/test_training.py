@@ -176,15 +176,20 @@ def test_train_cli_prints_a_summary(tmp_path, dataset, capsys):
     assert [r["iteration"] for r in _rows(tmp_path / "cli" / "val_log.csv")] == ["0", "0", "2", "2"]
 
 
-def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset, monkeypatch, capsys):
-    from moewir.training import ablation
-
+def _ablation_config(tmp_path, dataset):
     cfg = tmp_path / "base.yml"
     cfg.write_text(yaml.safe_dump({"name": "base", "experiments_root": str(tmp_path), "device": "cpu",
                                    "model": {"name": "moewirnet-tiny", "dim": 12},
                                    "datasets": {"train": {"root": str(dataset), "patch_size": 32},
                                                 "val": {"center_crop": 32, "max_per_task": 1}},
                                    "val": {"every": 0}, "log": {"tensorboard": False}}))
+    return cfg
+
+
+def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset, monkeypatch, capsys):
+    from moewir.training import ablation
+
+    cfg = _ablation_config(tmp_path, dataset)
     args = ["ablate", "weighting", "--config", str(cfg), "--iterations", "2", "--variants", "equal,ori",
             "--no-progress", "--json", str(tmp_path / "rows.json")]
     assert main(args) == 0
@@ -203,12 +208,7 @@ def test_ablation_with_seeds_runs_each_seed_in_parallel_and_reports_mean_std_and
         tmp_path, dataset, monkeypatch, capsys):
     from moewir.training import ablation
 
-    cfg = tmp_path / "base.yml"
-    cfg.write_text(yaml.safe_dump({"name": "base", "experiments_root": str(tmp_path), "device": "cpu",
-                                   "model": {"name": "moewirnet-tiny", "dim": 12},
-                                   "datasets": {"train": {"root": str(dataset), "patch_size": 32},
-                                                "val": {"center_crop": 32, "max_per_task": 1}},
-                                   "val": {"every": 0}, "log": {"tensorboard": False}}))
+    cfg = _ablation_config(tmp_path, dataset)
     args = ["ablate", "topk", "--config", str(cfg), "--iterations", "2", "--variants", "k=50%,k=70%",
             "--seeds", "2", "--jobs", "2", "--no-progress"]
     assert main(args) == 0
