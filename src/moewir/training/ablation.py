@@ -185,7 +185,7 @@ def results_table(rows: list[dict[str, Any]], study: str, config: dict[str, Any]
     tasks = sorted({t for row in rows for t in row["validation"]})
     val = config["val"]
     convention = f"{'Y' if val['y_channel'] else 'RGB'}, crop {val['crop_border']}"
-    seeds = max((len(row.get("seeds", {})) for row in rows), default=1)
+    seeds = max((len(row["seeds"]) for row in rows), default=1)
     paired = seeds > 1 and any("vs_paper" in row for row in rows)
 
     def pm(value: float, std: float, digits: int = 2) -> str:
@@ -194,12 +194,8 @@ def results_table(rows: list[dict[str, Any]], study: str, config: dict[str, Any]
     body = []
     for row in rows:
         v = row["validation"]
-        cells = [f"{pm(v[t]['psnr'], v[t].get('psnr_std', 0.0))} / {v[t]['ssim']:.4f}" if t in v else "-"
-                 for t in tasks]
-        values = [v[t]["psnr"] for t in tasks if t in v]
-        mean = row.get("mean_psnr", (sum(values) / max(len(values), 1), 0.0))
-        worst = row.get("worst_psnr", (min(values, default=float("nan")), 0.0))
-        cells += [pm(*mean), pm(*worst)]
+        cells = [f"{pm(v[t]['psnr'], v[t]['psnr_std'])} / {v[t]['ssim']:.4f}" if t in v else "-" for t in tasks]
+        cells += [pm(*row["mean_psnr"]), pm(*row["worst_psnr"])]
         if paired:
             d = row["vs_paper"]
             cells.append("-" if row["variant"] == d["variant"] or d["low"] is None
