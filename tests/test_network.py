@@ -13,7 +13,7 @@ TINY = dict(dim=12, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(1, 
 
 
 def test_registry_lists_every_network():
-    assert set(moewir.list_models()) == {"dcp", "moewirnet", "moewirnet-small", "moewirnet-tiny", "promptir",
+    assert set(moewir.list_models()) == {"dcp", "mgf", "moewirnet", "moewirnet-small", "moewirnet-tiny", "promptir",
                                          "restormer", "restormer-tiny", "restormer-tiny-matched"}
 
 
@@ -148,3 +148,28 @@ def test_zero_init_output_starts_at_identity_and_still_learns(name):
     with torch.no_grad():
         model.output.weight -= 0.1 * model.output.weight.grad
     assert not torch.allclose(model(x), x)
+
+
+@pytest.mark.parametrize("name", ["moewirnet-tiny", "restormer-tiny"])
+def test_residual_gate_scales_each_images_residual_by_its_own_gate(name):
+    torch.manual_seed(0)
+    plain = moewir.create_model(name).eval()
+    gated = moewir.create_model(name, residual_gate=True).eval()
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["gate.linear.bias", "gate.linear.weight"] and not unexpected
+    x = torch.rand(2, 3, 24, 32)
+    with torch.no_grad():
+        residual = plain(x) - x
+        torch.testing.assert_close(gated(x) - x, 0.5 * residual)  # w = 0, b = 0: g = 0.5 everywhere
+        gated.gate.linear.weight.normal_()
+        gated.gate.linear.bias.fill_(0.3)
+        pooled = []
+        hook = gated.bottleneck.register_forward_hook(lambda m, a, out: pooled.append(out.mean(dim=(2, 3))))
+        out = gated(x)
+        hook.remove()
+        g = torch.sigmoid(pooled[0] @ gated.gate.linear.weight.T + 0.3)  # (B, 1), by hand
+    assert not torch.allclose(g[0], g[1])
+    torch.testing.assert_close(out - x, g.reshape(2, 1, 1, 1) * residual, rtol=1e-4, atol=1e-5)
+    gated.train()
+    (gated(x) - x).abs().mean().backward()
+    assert gated.gate.linear.weight.grad.abs().sum() > 0

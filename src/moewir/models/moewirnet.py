@@ -59,6 +59,9 @@ class MoEWIRNetConfig:
     #: Zero-initialise the output conv so the untrained network is the identity ``I_hat = I``
     #: (not in the paper; helps small training budgets, see docs/architecture.md).
     zero_init_output: bool = False
+    #: Scale the residual per image by a gate read from the bottleneck, ``I + g * H_refine``
+    #: (not in the paper; ``models/unet.py``, measured in docs/benchmarks.md "Raindrop").
+    residual_gate: bool = False
     #: Apply the paper's per-pixel ``Linear`` before the split conv. Two stacked linear maps
     #: equal one, so ``False`` drops it (an ablation; saves ``C^2`` MACs per pixel per block).
     input_linear: bool = True
@@ -202,7 +205,8 @@ class MoEWIRNet(EncoderDecoder):
             return MoEBlock(dim, heads, config, stage, shift)
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
-                         config.heads, config.in_channels, config.out_channels, config.zero_init_output)
+                         config.heads, config.in_channels, config.out_channels, config.zero_init_output,
+                         residual_gate=config.residual_gate)
         self.config = config
 
 

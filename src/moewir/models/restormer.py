@@ -35,6 +35,7 @@ class RestormerConfig:
     in_channels: int = 3
     out_channels: int = 3
     zero_init_output: bool = False  # start as the identity (see MoEWIRNetConfig)
+    residual_gate: bool = False  # a per-image gate on the residual (see MoEWIRNetConfig)
     layer_norm: str = "with_bias"  # one of LAYER_NORMS
 
     def __post_init__(self):
@@ -66,7 +67,8 @@ class Restormer(EncoderDecoder):
             return RestormerBlock(dim, heads, config.ffn_expansion, config.bias, config.layer_norm)
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
-                         config.heads, config.in_channels, config.out_channels, config.zero_init_output)
+                         config.heads, config.in_channels, config.out_channels, config.zero_init_output,
+                         residual_gate=config.residual_gate)
         self.config = config
 
 

@@ -8,6 +8,11 @@ Both networks have the same skeleton (MOE-WIRNet Sec. 3.1, Restormer Fig. 2):
   a 1x1 conv halves the channels at levels 2 and 3, level 1 keeps ``2C``);
 * a refinement stage and the global residual ``I_hat = I + H_refine(F_dec^1)``.
 
+Optionally (``residual_gate``; in neither paper) the residual is scaled per image by a gate read
+from the bottleneck, ``I_hat = I + g * H_refine(F_dec^1)`` with ``g = sigmoid(w . mean(F_bottleneck) + b)``:
+a global switch a convolutional decoder lacks, so a network that cannot yet remove raindrops can
+leave those images alone while it corrects hazy ones (docs/benchmarks.md, "Raindrop").
+
 They differ only in their transformer block, which a network passes in as ``make_block``.
 PromptIR (Potlapalli et al. 2023) is the same skeleton with a module between the decoder
 levels, applied to the feature coming up from the level below before it is upsampled
@@ -23,7 +28,7 @@ import torch.nn as nn
 
 from .layers import Downsample, Upsample, pad_to_multiple
 
-__all__ = ["EncoderDecoder", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS", "level_widths"]
+__all__ = ["EncoderDecoder", "ResidualGate", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS", "level_widths"]
 
 #: Stage names passed to the block factory, in forward order.
 STAGES = ("encoder", "bottleneck", "decoder", "refinement")
@@ -50,7 +55,7 @@ class EncoderDecoder(nn.Module):
     def __init__(self, make_block: BlockFactory, dim: int, num_blocks: Sequence[int],
                  num_refinement_blocks: int, heads: Sequence[int], in_channels: int = 3,
                  out_channels: int = 3, zero_init_output: bool = False,
-                 make_bridge: BridgeFactory | None = None):
+                 make_bridge: BridgeFactory | None = None, residual_gate: bool = False):
         super().__init__()
         if len(num_blocks) != LEVELS or len(heads) != LEVELS:
             raise ValueError(f"num_blocks and heads need {LEVELS} entries (one per level), "
@@ -95,6 +100,7 @@ class EncoderDecoder(nn.Module):
         self.output = nn.Conv2d(2 * dim, out_channels, 3, padding=1, bias=False)
         if zero_init_output:  # H_refine starts at 0: the untrained network returns its input
             nn.init.zeros_(self.output.weight)
+        self.gate = ResidualGate(widths[-1]) if residual_gate else None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4:
@@ -108,8 +114,28 @@ class EncoderDecoder(nn.Module):
             skips.append(feat)
             feat = down(feat)
         feat = self.bottleneck(feat)
+        gate = self.gate(feat) if self.gate is not None else None
         for bridge, up, reduce, decoder, skip in zip(self.bridges, self.ups, self.reduces, self.decoders,
                                                      reversed(skips)):
             feat = decoder(reduce(torch.cat([up(bridge(feat)), skip], dim=1)))
         residual = self.output(self.refinement(feat))
+        if gate is not None:
+            residual = gate * residual
         return (x + residual)[..., :h, :w]
+
+
+class ResidualGate(nn.Module):
+    """``g = sigmoid(w . mean_xy(F) + b)``, one number in (0, 1) per image, shaped (B, 1, 1, 1).
+
+    Starts at ``g = 0.5`` for every image (``w = 0``, ``b = 0``).
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.linear = nn.Linear(width, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = features.mean(dim=(2, 3))  # (B, C)
+        return torch.sigmoid(self.linear(pooled)).reshape(-1, 1, 1, 1)
