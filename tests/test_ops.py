@@ -9,7 +9,7 @@ import torch
 from moewir.metrics import psnr, ssim
 from moewir.ops.color import LUMA_CONVENTIONS, luma
 from moewir.ops.filters import (box_mean, convolve, gaussian_blur, gaussian_kernel, guided_filter,
-                                hann_window_2d, laplacian, line_kernel, min_filter)
+                                hann_window_2d, laplacian, line_kernel, median_filter, min_filter)
 
 PRIMARIES = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0, 0, 0], [1.0, 1.0, 1.0]])
 
@@ -231,6 +231,22 @@ def test_box_mean_and_min_filter_match_explicit_windows():
     assert box_mean(x.float(), 2).dtype == torch.float32
     with pytest.raises(ValueError, match="odd size"):
         min_filter(x, 4)
+
+
+def test_median_filter_matches_numpy_on_reflected_windows():
+    x = torch.rand(2, 3, 9, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for size in (1, 3, 5):
+        r = size // 2
+        padded = np.pad(x.numpy(), ((0, 0), (0, 0), (r, r), (r, r)), mode="reflect")
+        expected = np.empty_like(x.numpy())
+        for i in range(9):
+            for j in range(13):
+                expected[..., i, j] = np.median(padded[..., i:i + size, j:j + size].reshape(2, 3, -1), axis=-1)
+        torch.testing.assert_close(median_filter(x, size), torch.from_numpy(expected), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="odd size"):
+        median_filter(x, 2)
+    with pytest.raises(ValueError, match="larger than"):
+        median_filter(x, 19)
 
 
 def test_guided_filter_follows_he_et_al_algorithm_1():

@@ -1,5 +1,5 @@
 """Networks, their registry and their weights files. Importing this package registers every model."""
-from . import dcp, moewirnet, promptir, restormer  # noqa: F401  (registration side effect)
+from . import dcp, mgf, moewirnet, promptir, restormer  # noqa: F401  (registration side effect)
 from .builder import (build_from_weights, check_fit, convert_weights, create_model, load_weights, model_spec,
                       read_metadata, read_tensors, save_weights, shipped_weights, stored_shapes)
 from .registry import list_models, model_config, needs_weights, recorded_config

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["convolve", "gaussian_kernel", "gaussian_blur", "laplacian", "hann_window_2d", "line_kernel",
-           "box_mean", "min_filter", "guided_filter"]
+           "box_mean", "min_filter", "median_filter", "guided_filter"]
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 _BORDERS = ("replicate", "reflect")
@@ -148,6 +148,23 @@ def min_filter(image: torch.Tensor, size: int) -> torch.Tensor:
     flat = F.max_pool2d(flat, (size, 1), stride=1, padding=(r, 0)) if r else flat
     flat = F.max_pool2d(flat, (1, size), stride=1, padding=(0, r)) if r else flat
     return (-flat).reshape(image.shape)
+
+
+def median_filter(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Median over the ``size x size`` window (odd ``size``) around each pixel of the last two
+    axes, the image reflected at its border; for an even count (never: ``size`` is odd) the lower
+    middle value, as ``torch.median``."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"median_filter needs an odd size >= 1, got {size}")
+    if size == 1:
+        return image
+    h, w = image.shape[-2:]
+    r = size // 2
+    if r >= min(h, w):
+        raise ValueError(f"median_filter of size {size} needs an image larger than {r} px, got {h}x{w}")
+    flat = F.pad(image.reshape(-1, 1, h, w), (r, r, r, r), mode="reflect")
+    windows = flat.unfold(2, size, 1).unfold(3, size, 1)            # (N, 1, H, W, size, size)
+    return windows.reshape(*windows.shape[:4], size * size).median(dim=-1).values.reshape(image.shape)
 
 
 def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
