@@ -25,7 +25,7 @@ def test_help_describes_what_the_commands_do(capsys):
 @pytest.mark.parametrize("command", ["restore", "export", "profile"])
 def test_model_means_a_registered_architecture_everywhere(capsys, command):
     text = _help(capsys, [command])
-    assert "--model NAME registered model (the architecture), one of: dcp, moewirnet," in text
+    assert "--model NAME registered model (the architecture), one of: dcp, mgf, moewirnet," in text
     assert "Without --weights:" in text and "needed only for files without moewir metadata" in text
 
 
@@ -74,3 +74,13 @@ def test_markdown_table():
         markdown_header(["a"], align="rr")
     with pytest.raises(ValueError, match="align"):
         markdown_header(["a", "b"], align="x")
+
+
+@pytest.mark.parametrize("model", ["dcp", "mgf"])
+def test_export_of_a_classical_method_says_what_to_do_instead(capsys, tmp_path, model):
+    assert main(["export", "--model", model, "--onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"moewir: error: {model} is a classical method with no learned weights, not exported to ONNX "
+                   f"(its filters have no ONNX form); restore with it directly: moewir restore PHOTOS -o OUT "
+                   f"--model {model}")
+    assert not (tmp_path / "m.onnx").exists()
