@@ -43,6 +43,12 @@ def dcp(pretrained: bool = False, **overrides):
     return _create("dcp", pretrained, overrides)
 
 
+def mgf(pretrained: bool = False, **overrides):
+    """A median, then a guided filter: a classical rain and snow baseline (learns nothing: ready
+    with or without ``pretrained=True``; options: docs/evaluation.md)."""
+    return _create("mgf", pretrained, overrides)
+
+
 def moewirnet(pretrained: bool = False, **overrides):
     """MOE-WIRNet at the paper's size (dim 48, blocks 4/6/6/8, 16.0M params). No shipped weights."""
     return _create("moewirnet", pretrained, overrides)
