@@ -7,7 +7,10 @@ loss weights during training, next to the PSNR each one reached.
 Reads every variant's ``train_log.csv`` (the weight of every task at every iteration) and the
 study's ``results.csv``; prints, per method, the final weights, the widest spread of weights
 (max / min at any iteration), mean and worst-task PSNR; writes
-``docs/images/weighting_curves.png`` (one panel per method).
+``docs/images/weighting_curves.png`` (one panel per method). A study run with ``--seeds`` has one
+folder per variant and seed (``ori_s0``, ``ori_s1``, ...): the PSNR columns are then the mean ±
+std over seeds (of each seed's mean and worst task), the spread the widest of any seed, and the
+weights and panels those of the lowest seed.
 """
 from __future__ import annotations
 
@@ -19,11 +22,35 @@ from pathlib import Path
 
 import yaml
 
+from moewir.metrics.seeds import mean_std
 from moewir.tables import markdown_header, markdown_row
 from plots import grid, line_plot
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["equal", "rci", "ori", "unirain", "dwa", "uncertainty"]
+
+
+def runs(study: Path, method: str) -> list[Path]:
+    """The method's run folders: ``study/method`` (one run), else ``study/method_s<seed>`` by seed."""
+    if (study / method / "train_log.csv").is_file():
+        return [study / method]
+    seeded = [p for p in study.glob(f"{method}_s*") if p.name[len(method) + 2:].isdigit()
+              and (p / "train_log.csv").is_file()]
+    return sorted(seeded, key=lambda p: int(p.name[len(method) + 2:]))
+
+
+def per_seed_psnr(results_csv: Path) -> dict[str, dict[str, list[float]]]:
+    """``{variant: {seed: [PSNR of each task]}}`` from a study's ``results.csv``."""
+    table: dict[str, dict[str, list[float]]] = {}
+    with open(results_csv) as f:
+        for r in csv.DictReader(f):
+            table.setdefault(r["variant"], {}).setdefault(r["seed"], []).append(float(r["psnr"]))
+    return table
+
+
+def _mean_std_text(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
 def main() -> int:
@@ -34,11 +61,11 @@ def main() -> int:
                     help="where the study was trained, for the figure's title")
     args = ap.parse_args()
     study = Path(args.study)
-    psnr: dict[str, list[float]] = {}
-    with open(study / "results.csv") as f:
-        for r in csv.DictReader(f):
-            psnr.setdefault(r["variant"], []).append(float(r["psnr"]))
-    config = yaml.safe_load((study / METHODS[0] / "config.yml").read_text())
+    psnr = per_seed_psnr(study / "results.csv")
+    found = {m: folders for m in METHODS if (folders := runs(study, m))}
+    if not found:
+        sys.exit(f"{study}: no variant of {', '.join(METHODS)} with a train_log.csv")
+    config = yaml.safe_load((next(iter(found.values()))[0] / "config.yml").read_text())
     iterations = config["schedule"]["iterations"]
     budget = (f"{config['model']['name']}, {iterations} iterations, patch {config['datasets']['train']['patch_size']}, "
               f"batch {config['datasets']['train']['batch_per_task']} per task")
@@ -47,18 +74,24 @@ def main() -> int:
                           align="llrrr"))
     panels = []
     with tempfile.TemporaryDirectory() as tmp:
-        for method in [m for m in METHODS if (study / m / "train_log.csv").is_file()]:
-            with open(study / method / "train_log.csv") as f:
-                rows = list(csv.DictReader(f))
-            tasks = [k.split("/", 1)[1] for k in rows[0] if k.startswith("weight/")]
-            curves = {t: [(int(r["iteration"]), float(r[f"weight/{t}"])) for r in rows] for t in tasks}
+        for method, folders in found.items():
+            logs = []
+            for folder in folders:
+                with open(folder / "train_log.csv") as f:
+                    logs.append(list(csv.DictReader(f)))
+            tasks = [k.split("/", 1)[1] for k in logs[0][0] if k.startswith("weight/")]
+            curves = {t: [(int(r["iteration"]), float(r[f"weight/{t}"])) for r in logs[0]] for t in tasks}
             spread = max(max(float(r[f"weight/{t}"]) for t in tasks) / max(min(float(r[f"weight/{t}"]) for t in tasks), 1e-9)
-                         for r in rows)
+                         for rows in logs for r in rows)
             final = ", ".join(f"{t} {curves[t][-1][1]:.2f}" for t in tasks)
-            p = psnr.get(method, [float("nan")])
-            print(markdown_row([method, final, f"{spread:.2f}", f"{sum(p) / len(p):.2f}", f"{min(p):.2f}"]))
+            seeds = list(psnr.get(method, {}).values())
+            means = [sum(p) / len(p) for p in seeds]
+            worst = [min(p) for p in seeds]
+            print(markdown_row([method, final, f"{spread:.2f}", _mean_std_text(means) if seeds else "n/a",
+                                _mean_std_text(worst) if seeds else "n/a"]))
             panel = Path(tmp) / f"{method}.png"
-            line_plot(panel, curves, "iteration", "task weight", f"{method}", size=(450, 300))
+            seed = "" if len(folders) == 1 and folders[0].name == method else f" ({folders[0].name})"
+            line_plot(panel, curves, "iteration", "task weight", f"{method}{seed}", size=(450, 300))
             panels.append(panel)
         grid(panels, args.plot, cols=3, title=f"Task weights during training (bench/run_ablations.py): {budget}; "
                                              f"{args.machine}")
