@@ -36,23 +36,36 @@ def test_default_weights_improve_a_degraded_photo(task):
     assert after > before + 0.5, (before, after)
 
 
-def test_weights_written_before_block_form_restore_as_they_did():
-    """The shipped file's metadata predates ``block_form``: it must rebuild the literal block and
-    give the output the code before the option computed (pinned from that code, commit 33353bd)."""
+def test_weights_written_before_block_form_restore_as_they_did(tmp_path):
+    """A file whose metadata predates ``block_form`` (the v1 shipped weights are one) must rebuild
+    the literal block and give the output the code before the option computed. The weights are a
+    fixed fill (sorted keys, one generator), written with the metadata of that time; the numbers
+    were pinned by the same fill and input run on the code of commit 33353bd."""
+    import json
+
     import torch
+    from safetensors.torch import save_file
 
-    from moewir.models import build_from_weights, read_metadata
+    from moewir.models import build_from_weights, model_spec
 
-    path = shipped_weights(DEFAULT_MODEL)
-    assert "block_form" not in read_metadata(path)["model_config"]
-    net = build_from_weights(path).eval()
-    assert net.config.block_form == "literal"
+    net = moewir.create_model(DEFAULT_MODEL, zero_init_output=True, block_form="literal")
+    generator = torch.Generator().manual_seed(0)
+    tensors = {}
+    for key, value in sorted(net.state_dict().items()):
+        norm_scale = key.endswith(("norm1.weight", "norm2.weight"))
+        tensors[key] = (0.03 * torch.randn(value.shape, generator=generator, dtype=torch.float64)).float() + norm_scale
+    config = {k: v for k, v in model_spec(net)[1].items() if k not in ("block_form", "residual_gate")}
+    path = tmp_path / "v1.safetensors"
+    save_file(tensors, str(path), metadata={"format": "moewir", "model_name": DEFAULT_MODEL,
+                                            "model_config": json.dumps(config)})
+    legacy = build_from_weights(path).eval()
+    assert legacy.config.block_form == "literal" and not legacy.config.residual_gate
     x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        y = net(x)
-    assert float(y.double().sum()) == pytest.approx(2598.5185562111437, abs=1e-3)
-    assert float((y - x).abs().double().mean()) == pytest.approx(0.04903553200137038, abs=1e-6)
-    assert [float(v) for v in y[0, :, 7, 11]] == pytest.approx([0.708044, 0.708061, 0.182615], abs=2e-6)
+        y = legacy(x)
+    assert float(y.double().sum()) == pytest.approx(2781.905732806772, abs=1e-3)
+    assert float((y - x).abs().double().mean()) == pytest.approx(0.06809111208163408, abs=1e-6)
+    assert [float(v) for v in y[0, :, 7, 11]] == pytest.approx([0.684569, 0.803442, 0.245758], abs=2e-6)
 
 
 def test_create_model_pretrained_is_the_shipped_network():
