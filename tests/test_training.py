@@ -526,3 +526,15 @@ def test_task_head_classifies_from_the_bottleneck_and_resumes(tmp_path, dataset)
     assert resumed.start == 4 and torch.equal(resumed.task_head.linear.weight, trainer.task_head.linear.weight)
     stored = read_tensors(tmp_path / "experiments" / "head" / "checkpoints" / "net_4.safetensors")
     assert set(stored) == set(trainer.model.state_dict())
+
+
+def test_the_decoded_cache_trains_the_same_run(tmp_path, dataset):
+    """``datasets.train.cache`` reaches the loader: its folder fills, and the losses are the uncached run's."""
+    losses = {}
+    for name, extra in (("plain", {}), ("cached", {"datasets.train.cache": str(tmp_path / "decoded")})):
+        config = _config(tmp_path, dataset, name, **{"schedule.iterations": 3, "val.every": 0, "log.every": 1,
+                                                     **extra})
+        Trainer(config, progress=False).train()
+        losses[name] = [r["total"] for r in _rows(tmp_path / "experiments" / name / "train_log.csv")]
+    assert losses["plain"] == losses["cached"] and len(losses["plain"]) == 3
+    assert list((tmp_path / "decoded").glob("*.npy"))

@@ -7,6 +7,7 @@ Training for multi-task reweighting needs one loss per task every iteration, so
 from __future__ import annotations
 
 import logging
+import os
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .cache import DecodedCache, as_float
 from .io import ImageReadError, read_image
 from .layouts import Pair
 
@@ -23,8 +25,10 @@ __all__ = ["PairedPatches", "PairedImages", "MultiTaskLoader", "SeededIndices", 
 log = logging.getLogger(__name__)
 
 
-def _load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    inp, tgt = read_image(pair.input), read_image(pair.target)
+def _load_pair(pair: Pair, cache: DecodedCache | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The pair's input and target; from ``cache`` in their stored form (:func:`as_float` a crop)."""
+    read = cache.read if cache is not None else read_image
+    inp, tgt = read(pair.input), read(pair.target)
     if inp.shape != tgt.shape:
         raise ImageReadError(pair.input, f"size {inp.shape[1]}x{inp.shape[0]} differs from its target "
                                          f"{pair.target} ({tgt.shape[1]}x{tgt.shape[0]})")
@@ -62,7 +66,7 @@ def zoomed_crop(arrays: Sequence[np.ndarray], size: int, zoom: tuple[float, floa
     if side == size:
         return random_crop(arrays, size, rng)
     crops = random_crop(arrays, side, rng)
-    batch = torch.from_numpy(np.stack([np.ascontiguousarray(c.transpose(2, 0, 1)) for c in crops]))
+    batch = torch.from_numpy(np.stack([np.ascontiguousarray(as_float(c).transpose(2, 0, 1)) for c in crops]))
     small = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return [a.numpy().transpose(1, 2, 0).clip(0.0, 1.0) for a in small]
 
@@ -91,11 +95,13 @@ class PairedPatches(Dataset):
     run is reproducible whatever the number of workers (see :class:`SeededIndices`).
     With ``skip_bad=True`` an unreadable pair is logged and another pair is drawn instead.
     ``zoom = (lo, hi)`` cuts each patch at a random scale (:func:`zoomed_crop`); ``None`` (and
-    ``(1, 1)``) cuts it at the photo's own scale.
+    ``(1, 1)``) cuts it at the photo's own scale. ``cache``: a folder where each photo is kept
+    decoded after its first draw (:mod:`moewir.data.cache`); the patches are the same.
     """
 
     def __init__(self, pairs: Sequence[Pair], patch_size: int, flip: bool = True, rotate: bool = True,
-                 skip_bad: bool = False, zoom: tuple[float, float] | None = None):
+                 skip_bad: bool = False, zoom: tuple[float, float] | None = None,
+                 cache: str | os.PathLike | None = None):
         if not pairs:
             raise ValueError("PairedPatches needs at least one pair")
         if zoom is not None and not is_zoom_range(zoom):
@@ -106,6 +112,7 @@ class PairedPatches(Dataset):
         self.flip, self.rotate = flip, rotate
         self.skip_bad = skip_bad
         self.bad: set[int] = set()
+        self.cache = DecodedCache(cache) if cache is not None else None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -115,7 +122,7 @@ class PairedPatches(Dataset):
         rng = np.random.default_rng(seed)
         while True:
             try:
-                arrays = _load_pair(self.pairs[index])
+                arrays = _load_pair(self.pairs[index], self.cache)
                 break
             except ImageReadError as exc:
                 if not self.skip_bad:
@@ -129,7 +136,7 @@ class PairedPatches(Dataset):
                 index = readable[int(rng.integers(0, len(readable)))]
         crops = (random_crop(arrays, self.patch_size, rng) if self.zoom is None
                  else zoomed_crop(arrays, self.patch_size, self.zoom, rng))
-        arrays = augment(crops, rng, self.flip, self.rotate)
+        arrays = augment([as_float(c) for c in crops], rng, self.flip, self.rotate)
         return _tensor(arrays[0]), _tensor(arrays[1])
 
 
@@ -189,14 +196,14 @@ class MultiTaskLoader:
     ``batch_per_task`` is an int (same for all) or ``{task: size}``. ``patch_schedule`` is an
     optional progressive schedule ``[(start_iteration, patch_size), ...]``: patches are read
     at ``patch_size`` (the largest) and each step's batch is cropped to the size in force.
-    ``zoom`` is :class:`PairedPatches`'s. ``start_step`` resumes the exact stream of an interrupted run at that step.
+    ``zoom`` and ``cache`` are :class:`PairedPatches`'s. ``start_step`` resumes the exact stream of an interrupted run at that step.
     """
 
     def __init__(self, tasks: dict[str, Sequence[Pair]], patch_size: int,
                  batch_per_task: int | dict[str, int] = 1, workers: int = 0, seed: int = 0,
                  flip: bool = True, rotate: bool = True, skip_bad: bool = False,
                  patch_schedule: Sequence[tuple[int, int]] | None = None, start_step: int = 0,
-                 zoom: tuple[float, float] | None = None):
+                 zoom: tuple[float, float] | None = None, cache: str | os.PathLike | None = None):
         if not tasks:
             raise ValueError("MultiTaskLoader needs at least one task")
         self.tasks = sorted(tasks)
@@ -210,7 +217,7 @@ class MultiTaskLoader:
         self.step, self.seed = start_step, seed
         self.loaders = {}
         for i, task in enumerate(self.tasks):
-            dataset = PairedPatches(tasks[task], patch_size, flip, rotate, skip_bad, zoom)
+            dataset = PairedPatches(tasks[task], patch_size, flip, rotate, skip_bad, zoom, cache)
             self.loaders[task] = DataLoader(
                 dataset, batch_size=sizes[task], num_workers=workers, persistent_workers=workers > 0,
                 sampler=SeededIndices(len(dataset), seed * 1000 + i, skip=start_step * sizes[task]))

@@ -70,6 +70,9 @@ class TrainDataConfig:
     rotate: bool = True
     workers: int = _key(0, _count, "a non-negative integer")
     skip_bad: bool = False
+    #: A folder where each training photo is kept decoded after its first draw (``moewir.data.cache``:
+    #: the same patches, about a fifth less CPU per step); null: decode every draw.
+    cache: str | None = None
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def build_dataloaders(data: DatasetsConfig, seed: int, rank: int, start: int
     loader = MultiTaskLoader(pairs, train.patch_size, train.batch_per_task, train.workers, seed=seed + 7919 * rank,
                              flip=train.flip, rotate=train.rotate, skip_bad=train.skip_bad,
                              patch_schedule=list(train.patch_schedule) if train.patch_schedule else None,
-                             start_step=start, zoom=tuple(train.zoom) if train.zoom else None)
+                             start_step=start, zoom=tuple(train.zoom) if train.zoom else None, cache=train.cache)
     return pairs, loader, _val_pairs(data)
 
 
