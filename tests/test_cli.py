@@ -77,10 +77,10 @@ def test_markdown_table():
 
 
 @pytest.mark.parametrize("model", ["dcp", "mgf"])
-def test_export_of_a_classical_method_says_what_to_do_instead(capsys, tmp_path, model):
-    assert main(["export", "--model", model, "--onnx", str(tmp_path / "m.onnx")]) == 2
+@pytest.mark.parametrize("flag", ["--model", "--weights"])
+def test_export_of_a_classical_method_says_what_to_do_instead(capsys, tmp_path, model, flag):
+    assert main(["export", flag, model, "--onnx", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"moewir: error: {model} is a classical method with no learned weights, not exported to ONNX "
-                   f"(its filters have no ONNX form); restore with it directly: moewir restore PHOTOS -o OUT "
-                   f"--model {model}")
+    assert err == (f"moewir: error: {model} is a classical method with no learned weights; moewir does not export "
+                   f"those to ONNX. Restore with it directly: moewir restore PHOTOS -o OUT --model {model}")
     assert not (tmp_path / "m.onnx").exists()

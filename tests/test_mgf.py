@@ -73,3 +73,13 @@ def test_restore_and_eval_commands_take_it(tmp_path, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| rain |")]
     scores = {r.split("|")[2].strip(): float(r.split("|")[4].strip(" *")) for r in rows}
     assert scores["mgf"] > scores["input"] + 3, scores
+
+
+def test_tiles_and_batches_give_the_whole_images_result():
+    """It is local: with the default options, 64-px tiles (overlap 24) of a batch of two photos
+    give what filtering each whole photo gives."""
+    images = torch.rand(2, 3, 150, 170, generator=torch.Generator().manual_seed(3))
+    whole = torch.cat([create_model("mgf")(image[None]) for image in images]).clamp(0, 1)
+    restorer = moewir.load("mgf", device="cpu", tile=64, tile_overlap=24)
+    assert restorer.tile_for(tuple(images.shape)) is not None
+    torch.testing.assert_close(restorer.restore_tensor(images), whole, atol=1e-6, rtol=0)

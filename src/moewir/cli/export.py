@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..inference.export import DEFAULT_OPSET, MIN_EXAMPLE_SIZE, MIN_OPSET
-from ..models import model_spec, needs_weights
+from ..models import list_models, model_spec, needs_weights
 from .options import add_model_option, add_weights_option
 
 HELP = "export a network to ONNX (dynamic batch, height and width)"
@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.weights and not args.model:
         raise ValueError("give the weights to export (--weights W.safetensors), or --model NAME to "
                          "export a randomly initialised network")
-    if args.model and not args.weights and not needs_weights(args.model):
-        raise ValueError(f"{args.model} is a classical method with no learned weights, not exported to ONNX "
-                         f"(its filters have no ONNX form); restore with it directly: moewir restore PHOTOS "
-                         f"-o OUT --model {args.model}")
+    classical = args.weights or args.model  # a registered name given as --weights loads that model
+    if classical in list_models() and not needs_weights(classical):
+        raise ValueError(f"{classical} is a classical method with no learned weights; moewir does not export "
+                         f"those to ONNX. Restore with it directly: moewir restore PHOTOS -o OUT --model {classical}")
     try:
         require_onnx(runtime=args.check)
     except ImportError as exc:

@@ -60,8 +60,8 @@ def add_model_option(parser: argparse.ArgumentParser, without_weights: str, with
 
 #: What ``--weights`` / ``--compare`` take.
 WEIGHTS_FILES = ("weights written by `moewir train` or `moewir convert`, an official Restormer (.pth) / "
-                 "PromptIR (.ckpt) release, or a registered model name: its shipped weights (`dcp`, the dark "
-                 "channel prior, needs none)")
+                 "PromptIR (.ckpt) release, or a registered model name: its shipped weights (the classical "
+                 "`dcp` and `mgf` need none)")
 
 
 def add_weights_option(parser: argparse.ArgumentParser, what: str = WEIGHTS_FILES) -> None:

@@ -152,19 +152,17 @@ def min_filter(image: torch.Tensor, size: int) -> torch.Tensor:
 
 def median_filter(image: torch.Tensor, size: int) -> torch.Tensor:
     """Median over the ``size x size`` window (odd ``size``) around each pixel of the last two
-    axes, the image reflected at its border; for an even count (never: ``size`` is odd) the lower
-    middle value, as ``torch.median``."""
+    axes, the image reflected at its border (repeated when it is too small to reflect). Memory:
+    ``size**2`` copies of the image; callers tile large photos."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"median_filter needs an odd size >= 1, got {size}")
     if size == 1:
         return image
     h, w = image.shape[-2:]
     r = size // 2
-    if r >= min(h, w):
-        raise ValueError(f"median_filter of size {size} needs an image larger than {r} px, got {h}x{w}")
-    flat = F.pad(image.reshape(-1, 1, h, w), (r, r, r, r), mode="reflect")
-    windows = flat.unfold(2, size, 1).unfold(3, size, 1)            # (N, 1, H, W, size, size)
-    return windows.reshape(*windows.shape[:4], size * size).median(dim=-1).values.reshape(image.shape)
+    padded = _pad(image.reshape(-1, h, w), r, "reflect" if r < min(h, w) else "replicate")
+    windows = padded.unfold(-2, size, 1).unfold(-2, size, 1)        # (N, H, W, size, size)
+    return windows.reshape(*windows.shape[:3], size * size).median(dim=-1).values.reshape(image.shape)
 
 
 def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
