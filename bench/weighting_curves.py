@@ -5,7 +5,7 @@ loss weights during training, next to the PSNR each one reached.
     python bench/weighting_curves.py [--study experiments/tiny_cpu_synthetic_ablate_weighting]
 
 Reads every variant's ``train_log.csv`` (the weight of every task at every iteration) and the
-study's ``results.csv``; prints, per method, the final weights, the widest spread of weights
+study's ``results.json``; prints, per method, the final weights, the widest spread of weights
 (max / min at any iteration), mean and worst-task PSNR; writes
 ``docs/images/weighting_curves.png`` (one panel per method). A study run with ``--seeds`` has one
 folder per variant and seed (``ori_s0``, ``ori_s1``, ...): the PSNR columns are then the mean ±
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from moewir.metrics.seeds import mean_std
 from moewir.tables import markdown_header, markdown_row
 from plots import grid, line_plot
 
@@ -39,18 +39,9 @@ def runs(study: Path, method: str) -> list[Path]:
     return sorted(seeded, key=lambda p: int(p.name[len(method) + 2:]))
 
 
-def per_seed_psnr(results_csv: Path) -> dict[str, dict[str, list[float]]]:
-    """``{variant: {seed: [PSNR of each task]}}`` from a study's ``results.csv``."""
-    table: dict[str, dict[str, list[float]]] = {}
-    with open(results_csv) as f:
-        for r in csv.DictReader(f):
-            table.setdefault(r["variant"], {}).setdefault(r["seed"], []).append(float(r["psnr"]))
-    return table
-
-
-def _mean_std_text(values: list[float]) -> str:
-    mean, std = mean_std(values)
-    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
+def _mean_std_text(mean_std: list[float], seeds: int) -> str:
+    mean, std = mean_std
+    return f"{mean:.2f}" if seeds == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
 def main() -> int:
@@ -61,7 +52,7 @@ def main() -> int:
                     help="where the study was trained, for the figure's title")
     args = ap.parse_args()
     study = Path(args.study)
-    psnr = per_seed_psnr(study / "results.csv")
+    rows = {row["variant"]: row for row in json.loads((study / "results.json").read_text())}
     found = {m: folders for m in METHODS if (folders := runs(study, m))}
     if not found:
         sys.exit(f"{study}: no variant of {', '.join(METHODS)} with a train_log.csv")
@@ -84,11 +75,10 @@ def main() -> int:
             spread = max(max(float(r[f"weight/{t}"]) for t in tasks) / max(min(float(r[f"weight/{t}"]) for t in tasks), 1e-9)
                          for rows in logs for r in rows)
             final = ", ".join(f"{t} {curves[t][-1][1]:.2f}" for t in tasks)
-            seeds = list(psnr.get(method, {}).values())
-            means = [sum(p) / len(p) for p in seeds]
-            worst = [min(p) for p in seeds]
-            print(markdown_row([method, final, f"{spread:.2f}", _mean_std_text(means) if seeds else "n/a",
-                                _mean_std_text(worst) if seeds else "n/a"]))
+            row = rows.get(method)
+            scores = ([_mean_std_text(row[k], len(row["seeds"])) for k in ("mean_psnr", "worst_psnr")]
+                      if row else ["n/a", "n/a"])
+            print(markdown_row([method, final, f"{spread:.2f}", *scores]))
             panel = Path(tmp) / f"{method}.png"
             seed = "" if len(folders) == 1 and folders[0].name == method else f" ({folders[0].name})"
             line_plot(panel, curves, "iteration", "task weight", f"{method}{seed}", size=(450, 300))

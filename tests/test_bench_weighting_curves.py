@@ -1,5 +1,6 @@
 """bench/weighting_curves.py on a hand-made study: one run per method, or one per seed."""
 import csv
+import json
 import sys
 
 import pytest
@@ -27,13 +28,14 @@ def test_seeded_study_reports_mean_and_std_over_seeds(tmp_path, bench_module, mo
     _run(study / "ori_s0", [(1.0, 1.0), (1.5, 0.5)])    # spread 3
     _run(study / "ori_s1", [(1.0, 1.0), (0.25, 1.75)])  # spread 7: the widest of any seed
     _run(study / "ori_s10x", [(9.0, 0.1), (9.0, 0.1)])  # not a seed folder: ignored
-    rows = [("equal", "None", "haze", 20.0), ("equal", "None", "rain", 24.0),
-            ("ori", "0", "haze", 21.0), ("ori", "0", "rain", 25.0),   # mean 23, worst 21
-            ("ori", "1", "haze", 23.0), ("ori", "1", "rain", 27.0)]   # mean 25, worst 23
-    with open(study / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["variant", "seed", "task", "psnr", "ssim", "images", "iterations"])
-        writer.writerows([[v, s, t, p, 0.9, 4, 20] for v, s, t, p in rows])
+    from moewir.training.ablation import _row
+
+    def summary(haze, rain):
+        return {"seconds": 1.0, "validation": {"haze": {"psnr": haze, "ssim": 0.9, "images": 4},
+                                               "rain": {"psnr": rain, "ssim": 0.9, "images": 4}}}
+    rows = [_row("equal", 20, {None: summary(20.0, 24.0)}),
+            _row("ori", 20, {0: summary(21.0, 25.0), 1: summary(23.0, 27.0)})]  # means 23, 25; worst 21, 23
+    (study / "results.json").write_text(json.dumps(rows))
     plot = tmp_path / "curves.png"
     monkeypatch.setattr(sys, "argv", ["weighting_curves.py", "--study", str(study), "--plot", str(plot)])
     assert curves.main() == 0
