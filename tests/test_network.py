@@ -173,3 +173,18 @@ def test_residual_gate_scales_each_images_residual_by_its_own_gate(name):
     gated.train()
     (gated(x) - x).abs().mean().backward()
     assert gated.gate.linear.weight.grad.abs().sum() > 0
+
+
+def test_a_gated_network_round_trips_through_its_weights_file(tmp_path):
+    from moewir.models import build_from_weights, save_weights
+    torch.manual_seed(0)
+    net = moewir.create_model("moewirnet-tiny", residual_gate=True, zero_init_output=True).eval()
+    with torch.no_grad():
+        net.gate.linear.weight.normal_()
+        net.output.weight.normal_(std=0.01)
+    save_weights(tmp_path / "g.safetensors", net)
+    back = build_from_weights(tmp_path / "g.safetensors").eval()
+    assert back.config.residual_gate and back.gate is not None
+    x = torch.rand(2, 3, 24, 32)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))
