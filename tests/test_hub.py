@@ -61,7 +61,7 @@ def test_overrides_reach_the_config():
 def test_pretrained_without_shipped_weights_is_a_clear_error():
     assert shipped_weights("moewirnet") is None
     with pytest.raises(ValueError, match=r"no weights are shipped for 'moewirnet' \(models with shipped weights: "
-                                         r"moewirnet_tiny\)"):
+                                         r"moewirnet_tiny, restormer_tiny_matched\)"):
         torch.hub.load(str(REPO), "moewirnet", source="local", pretrained=True)
 
 

@@ -338,7 +338,7 @@ def test_wrong_family_dual_pixel_and_non_checkpoints_are_one_line_errors(tmp_pat
     _, path = promptir_release(tmp_path)
     with pytest.raises(ValueError, match=r"model\.ckpt: holds official PromptIR weights, not 'restormer-tiny'"):
         build_from_weights(path, "restormer-tiny")
-    with pytest.raises(ValueError, match=r"model\.ckpt: unknown model 'restormr'; registered models: dcp, moewirnet"):
+    with pytest.raises(ValueError, match=r"model\.ckpt: unknown model 'restormr'; registered models: dcp, mgf, moewirnet"):
         build_from_weights(path, "restormr")
     dual = tmp_path / "dual.pth"
     torch.save({"params": {"patch_embed.proj.weight": torch.zeros(48, 6, 3, 3), "skip_conv.weight": torch.zeros(1)}},

@@ -70,22 +70,38 @@ def test_weights_written_before_block_form_restore_as_they_did(tmp_path):
 
 def test_create_model_pretrained_is_the_shipped_network():
     """timm's ``create_model(name, pretrained=True)``: the shipped weights, their recorded config
-    (the literal block) kept under overrides that leave the shapes alone."""
+    (the prenorm block, the identity start) kept under overrides that leave the shapes alone."""
     import torch
 
     from moewir.models import load_weights, model_spec
 
     net = moewir.create_model(DEFAULT_MODEL, pretrained=True).eval()
-    reference = moewir.create_model(DEFAULT_MODEL, block_form="literal", zero_init_output=True).eval()
+    reference = moewir.create_model(DEFAULT_MODEL, block_form="prenorm", zero_init_output=True).eval()
     load_weights(shipped_weights(DEFAULT_MODEL), reference)  # by hand: the config the file records
     x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(net(x), reference(x))
     wider = moewir.create_model(DEFAULT_MODEL, pretrained=True, window_size=4)
-    assert wider.config.window_size == 4 and wider.config.block_form == "literal"
+    assert wider.config.window_size == 4 and wider.config.block_form == "prenorm"
     assert model_spec(wider) == (DEFAULT_MODEL, {**model_spec(net)[1], "window_size": 4})
     with pytest.raises(ValueError, match="weights do not fit the model"):
         moewir.create_model(DEFAULT_MODEL, pretrained=True, dim=12)
     with pytest.raises(ValueError, match="no weights are shipped for 'restormer'"):
         moewir.create_model("restormer", pretrained=True)
     assert model_spec(torch.nn.Conv2d(3, 3, 1)) == ("Conv2d", {})
+
+
+@pytest.mark.parametrize("task", ["haze", "rain", "snow"])
+def test_the_shipped_restormer_improves_a_degraded_photo(task):
+    """The Restormer trained with the same recipe is shipped too, and restores as the default does."""
+    import torch
+
+    clean = read_image(default_photos()[1])[:256, :256]
+    degraded, clean, _ = synthesize(clean, task, 12345, 0.6)
+    restorer = moewir.load("restormer-tiny-matched", device="cpu", tile=None)
+    assert restorer.network.config.zero_init_output
+    restored = restorer.restore(degraded.astype(np.float32))
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # noqa: E731
+    before = psnr(to_t(degraded), to_t(clean), y_channel=True).item()
+    after = psnr(to_t(restored), to_t(clean), y_channel=True).item()
+    assert after > before + 0.5, (before, after)

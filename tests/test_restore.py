@@ -376,7 +376,7 @@ def test_hostile_weights_metadata_is_refused_before_building(tmp_path, monkeypat
     assert built == ["meta"]  # only the skeleton (7.4 GB for real)
     cases = {"list": ("moewirnet", "[1, 2]", "model_config metadata must be a JSON object, got list"),
              "json": ("moewirnet", "{dim: 3", "model_config metadata is not valid JSON"),
-             "name": ("gpt5", "{}", "holds an unknown model 'gpt5'; registered models: dcp, moewirnet"),
+             "name": ("gpt5", "{}", "holds an unknown model 'gpt5'; registered models: dcp, mgf, moewirnet"),
              "key": ("moewirnet", '{"depth": 3}', "model_config does not build a 'moewirnet' network"),
              "neg": ("moewirnet-tiny", '{"dim": -6}', "model_config does not build a 'moewirnet-tiny' network")}
     for stem, (name, config, message) in cases.items():

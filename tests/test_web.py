@@ -30,12 +30,14 @@ def photo(tmp_path):
 
 
 def test_weight_sources_are_the_shipped_models_then_files(tmp_path):
-    # the one model with shipped weights first (the page's default), then the classical one
-    assert list(weight_sources().items()) == [("moewirnet-tiny", "moewirnet-tiny"), ("dcp", "dcp")]
+    # the models with shipped weights first (the first is the page's default), then the classical ones
+    assert list(weight_sources().items()) == [("moewirnet-tiny", "moewirnet-tiny"),
+                                              ("restormer-tiny-matched", "restormer-tiny-matched"), ("dcp", "dcp"),
+                                              ("mgf", "mgf")]
     (tmp_path / "a").mkdir()
     files = [str(tmp_path / "mine.safetensors"), str(tmp_path / "a" / "mine.safetensors")]
-    assert weight_sources(files) == {"moewirnet-tiny": "moewirnet-tiny", "dcp": "dcp", "mine.safetensors": files[0],
-                                     files[1]: files[1]}
+    assert weight_sources(files) == {"moewirnet-tiny": "moewirnet-tiny", "restormer-tiny-matched": "restormer-tiny-matched",
+                                     "dcp": "dcp", "mgf": "mgf", "mine.safetensors": files[0], files[1]: files[1]}
 
 
 def test_the_download_is_what_moewir_restore_writes(page, photo, tmp_path):
@@ -94,7 +96,7 @@ def test_a_weights_file_is_offered_under_its_name(tmp_path, photo):
 
     save_weights(tmp_path / "mine.safetensors", moewir.create_model("moewirnet-tiny"))
     page = Page(weight_sources([str(tmp_path / "mine.safetensors")]), device="cpu", workdir=tmp_path)
-    assert page.choices == ["moewirnet-tiny", "dcp", "mine.safetensors"]
+    assert page.choices == ["moewirnet-tiny", "restormer-tiny-matched", "dcp", "mgf", "mine.safetensors"]
     assert page.restore(photo, "mine.safetensors", "512").after is not None
     result = page.restore(photo, "dcp", "512")  # the classical baseline: whole images, whatever the tile
     assert result.after is not None and ", whole image, " in result.status
