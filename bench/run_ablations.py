@@ -1,14 +1,18 @@
 """Run the four ablation studies at a small CPU budget on synthesized data; write one
 Markdown file with every table and the budget used.
 
-    python bench/run_ablations.py [--iterations 300] [--studies routing experts weighting topk]
-                                  [--seeds 1] [--jobs 1] [--out docs/ablations_results.md] [--device auto]
+    python bench/run_ablations.py [--iterations 600] [--studies routing experts weighting topk]
+                                  [--seeds 3] [--jobs 2] [--photos FOLDER] [--data DIR]
+                                  [--out docs/ablations_results.md] [--device auto]
 
-The data is made by ``moewir synth`` from the embedded photos (haze, rain, snow; 8 samples per
-photo and task, longer side 192; 3 photos train, 1 photo test). The base experiment is
-``configs/tiny_cpu_synthetic.yml`` with batch 1 per task. Finished variants are reused, so an
-interrupted run continues where it stopped. ``--seeds N`` trains every variant with seeds 0..N-1
-in ``--jobs`` processes of one thread each (``moewir ablate --seeds``).
+The data is made by ``moewir synth`` from ``--photos`` (a folder of clean photos; default the
+embedded ones) for haze, rain and snow: ``--per-image`` samples per photo and task, longer side
+192, a quarter of the photos held out. The base experiment is ``configs/tiny_cpu_synthetic.yml``
+with batch 1 per task, ``zero_init_output`` (every variant starts as the identity, so the
+budget at which all of them beat the input is small) and validation on every held-out pair
+every ``--val-every`` iterations. Finished runs are reused, so an interrupted run continues where
+it stopped. ``--seeds N`` trains every variant with seeds 0..N-1 in ``--jobs`` processes of one
+thread each (``moewir ablate --seeds``).
 """
 from __future__ import annotations
 
@@ -29,30 +33,36 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--iterations", type=int, default=600)
     parser.add_argument("--studies", nargs="+", default=["routing", "weighting", "experts", "topk"],
                         choices=list(STUDIES))
+    parser.add_argument("--photos", default=None, help="folder of clean photos (default: the embedded ones)")
+    parser.add_argument("--per-image", type=int, default=8, help="samples per photo and task")
     parser.add_argument("--data", default="experiments/ablation_data")
+    parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--out", default=str(ROOT / "docs" / "ablations_results.md"))
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant (1: the config's seed)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel training processes with --seeds")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (1: the config's seed)")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel training processes with --seeds")
     args = parser.parse_args()
 
     data = Path(args.data)
     if not (data / "manifest.json").is_file():
-        build_dataset(data, ["haze", "rain", "snow"], per_image=8, seed=0, split=0.75, max_side=192)
+        clean = sorted(p for p in Path(args.photos).iterdir() if p.is_file()) if args.photos else None
+        build_dataset(data, ["haze", "rain", "snow"], clean, per_image=args.per_image, seed=0, split=0.75,
+                      max_side=192)
     config = load_config(ROOT / "configs" / "tiny_cpu_synthetic.yml", {
-        "datasets.train.root": str(data), "datasets.train.batch_per_task": 1, "datasets.val.max_per_task": 8,
-        "device": args.device, "log.tensorboard": False, "val.every": 0, "log.checkpoint_every": 100})
+        "datasets.train.root": str(data), "datasets.train.batch_per_task": 1, "datasets.val.max_per_task": None,
+        "model.zero_init_output": True, "device": args.device, "log.tensorboard": False,
+        "val.every": args.val_every, "log.checkpoint_every": 100})
     where = (torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
              else f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
     seeds = f"seeds 0-{args.seeds - 1}" if args.seeds > 1 else f"seed {config['seed']}"
     sections = [f"Measured on {where}, torch {torch.__version__}; model `{config['model']['name']}`, "
                 f"{args.iterations} iterations per variant, patch {config['datasets']['train']['patch_size']}, "
                 f"batch 1 per task, Adam lr {config['optim']['lr']} (warm-up {config['schedule']['warmup']}, cosine), "
-                f"{seeds}; validation on 8 held-out {config['datasets']['val']['center_crop']}-px "
-                "centre crops per task (EMA weights)."]
+                f"{seeds}; validation on every held-out pair ({config['datasets']['val']['center_crop']}-px "
+                "centre crops, EMA weights)."]
     sections.append(_input_row(config))
     for study in args.studies:
         rows = run_study(config, study, args.iterations, progress=False,

@@ -56,8 +56,9 @@ STUDIES.register("experts", {
     "channel+frequency": {"model.experts": ["channel", "frequency"]},
     "channel+spatial+frequency": {"model.experts": ["channel", "spatial", "frequency"]},
 })
-STUDIES.register("weighting", {name: {"weighting": {"name": name}} for name in
-                               ("equal", "rci", "ori", "unirain", "dwa", "uncertainty")})
+STUDIES.register("weighting", {**{name: {"weighting": {"name": name}} for name in
+                                  ("equal", "rci", "ori", "unirain", "dwa", "uncertainty")},
+                               "ori-smoothed": {"weighting": {"name": "ori", "smoothing": 0.95}}})
 STUDIES.register("topk", {f"k={k}%": {"model.topk_ratio": k / 100} for k in (50, 60, 70, 80, 90)})
 #: The variant each study's paper claim is about (MOE-WIRNet's configuration): differences are to it.
 PAPER_VARIANT = {"routing": "soft-encoder+hard-decoder", "experts": "channel+spatial+frequency",
