@@ -3,8 +3,9 @@
 ``line_plot(path, curves, xlabel, ylabel, title)`` draws ``{name: [(x, y), ...]}`` with axes,
 ticks, a legend, and the title (the machine and budget the numbers come from) on top;
 ``bands={name: [(x, lo, hi), ...]}`` shades a spread (e.g. mean ± std over seeds) under the
-curve of the same name, and ``hlines={label: y}`` draws dashed reference levels. ``grid``
-pastes finished images into one sheet (Pillow).
+curve of the same name, and ``hlines={label: y}`` draws dashed reference levels.
+``strip_plot(path, panels, ylabel, title)`` draws one panel per group, each seed's value of every
+variant as a dot beside their mean. ``grid`` pastes finished images into one sheet (Pillow).
 """
 from __future__ import annotations
 
@@ -51,6 +52,32 @@ def line_plot(path: str | Path, curves: dict[str, list[tuple[float, float]]], xl
     ax.set_title("\n".join(title.split("\n")[:2]), loc="left", fontsize=9)
     if curves:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def strip_plot(path: str | Path, panels: dict[str, dict[str, list[float]]], ylabel: str, title: str,
+               hline: tuple[str, float] | None = None, panel_size: tuple[int, int] = (460, 420)) -> None:
+    """``panels = {panel: {variant: [value per seed]}}``: one panel per key (shared y axis), a
+    dot per value, a short bar at each variant's mean, and ``hline`` as a dashed reference."""
+    fig = Figure(figsize=(panel_size[0] * len(panels) / DPI, panel_size[1] / DPI), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (name, variants) in zip(axes, panels.items()):
+        for x, (variant, values) in enumerate(variants.items()):
+            offsets = [(k - (len(values) - 1) / 2) * 0.08 for k in range(len(values))]
+            ax.plot([x + o for o in offsets], values, "o", color=f"C{x % 10}", markersize=5, alpha=0.8)
+            if values:
+                mean = sum(values) / len(values)
+                ax.plot([x - 0.25, x + 0.25], [mean, mean], color="black", linewidth=2)
+        if hline:
+            ax.axhline(hline[1], color="0.35", linestyle="--", linewidth=1)
+            ax.annotate(hline[0], (0.01, hline[1]), xycoords=("axes fraction", "data"), xytext=(0, 2),
+                        textcoords="offset points", color="0.35", fontsize=8, va="bottom")
+        ax.set_xticks(range(len(variants)), list(variants), rotation=35, ha="right", fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=9, x=0.01, ha="left")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
 

@@ -17,34 +17,62 @@ thread each (``moewir ablate --seeds``).
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
+import os
 import platform
+import sys
+import time
 from pathlib import Path
 
 import torch
 
 from moewir.data import PairedImages, discover
 from moewir.metrics import psnr, ssim
+from moewir.metrics.seeds import paired_difference
 from moewir.synth.build import build_dataset
-from moewir.training.ablation import STUDIES, results_table, run_study
+from moewir.training.ablation import PAPER_VARIANT, STUDIES, results_table, run_study
 from moewir.training.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The papers' claims, each a list of paired comparisons ``(study, a, b, measure)`` that must all
+#: hold: ``a`` above ``b`` on ``measure`` (each seed's mean or worst-task PSNR), paired by seed.
+CLAIMS = {
+    "T5: a soft-MoE encoder with a hard-MoE decoder is best": [
+        ("routing", PAPER_VARIANT["routing"], other, "mean") for other in STUDIES.get("routing")
+        if other != PAPER_VARIANT["routing"]],
+    "T6: all three experts (channel, spatial, frequency) are best": [
+        ("experts", PAPER_VARIANT["experts"], other, "mean") for other in STUDIES.get("experts")
+        if other != PAPER_VARIANT["experts"]],
+    "T7: ORI > RCI > no reweighting, and ORI raises the worst task": [
+        ("weighting", "ori", "rci", "mean"), ("weighting", "rci", "equal", "mean"),
+        ("weighting", "ori", "equal", "worst")],
+    "Fig. 6: k = 70% is best, 80% is worse": [
+        ("topk", PAPER_VARIANT["topk"], other, "mean") for other in STUDIES.get("topk")
+        if other != PAPER_VARIANT["topk"]],
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=600)
-    parser.add_argument("--studies", nargs="+", default=["routing", "weighting", "experts", "topk"],
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--studies", nargs="+", default=["routing", "experts", "weighting", "topk"],
                         choices=list(STUDIES))
     parser.add_argument("--photos", default=None, help="folder of clean photos (default: the embedded ones)")
     parser.add_argument("--per-image", type=int, default=8, help="samples per photo and task")
     parser.add_argument("--data", default="experiments/ablation_data")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--out", default=str(ROOT / "docs" / "ablations_results.md"))
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "images" / "ablations_seeds.png"),
+                        help="per-seed figure ('' for none; needs matplotlib)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (1: the config's seed)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes with --seeds")
     args = parser.parse_args()
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # now, not after the training
+        sys.exit("bench/run_ablations.py: the per-seed figure is drawn with matplotlib: "
+                 "pip install -e '.[plots]' (or --plot '')")
 
     data = Path(args.data)
     if not (data / "manifest.json").is_file():
@@ -55,35 +83,153 @@ def main() -> None:
         "datasets.train.root": str(data), "datasets.train.batch_per_task": 1, "datasets.val.max_per_task": None,
         "model.zero_init_output": True, "device": args.device, "log.tensorboard": False,
         "val.every": args.val_every, "log.checkpoint_every": 100})
+    parallel = args.jobs > 1 and args.seeds > 1
+    threads = f"{args.jobs} runs at once, one thread each" if parallel else f"{torch.get_num_threads()} threads"
     where = (torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
-             else f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
-    seeds = f"seeds 0-{args.seeds - 1}" if args.seeds > 1 else f"seed {config['seed']}"
-    sections = [f"Measured on {where}, torch {torch.__version__}; model `{config['model']['name']}`, "
-                f"{args.iterations} iterations per variant, patch {config['datasets']['train']['patch_size']}, "
-                f"batch 1 per task, Adam lr {config['optim']['lr']} (warm-up {config['schedule']['warmup']}, cosine), "
-                f"{seeds}; validation on every held-out pair ({config['datasets']['val']['center_crop']}-px "
-                "centre crops, EMA weights)."]
-    sections.append(_input_row(config))
+             else f"{platform.machine()} CPU, {threads}")
+    seeds = list(range(args.seeds)) if args.seeds > 1 else None
+    reference = input_psnr(config)
+    header = (f"Measured on {where}, torch {torch.__version__}; model `{config['model']['name']}` "
+              f"(`zero_init_output`: every variant starts as the identity), {args.iterations} iterations "
+              f"per variant, patch {config['datasets']['train']['patch_size']}, batch 1 per task, Adam lr "
+              f"{config['optim']['lr']} (warm-up {config['schedule']['warmup']}, cosine), "
+              f"{f'seeds 0-{args.seeds - 1}' if seeds else 'seed ' + str(config['seed'])}; "
+              f"data `{data}` ({_data_summary(config)}); validation on every held-out pair "
+              f"({config['datasets']['val']['center_crop']}-px centre crops, Y, EMA weights) every "
+              f"{args.val_every} iterations.\n\nReference, the degraded inputs without restoration: "
+              + ", ".join(f"{t} {p:.2f} dB / {s:.4f}" for t, (p, s) in reference.items()) + ".")
+    rows, tables, started = {}, [], time.perf_counter()
     for study in args.studies:
-        rows = run_study(config, study, args.iterations, progress=False,
-                         seeds=list(range(args.seeds)) if args.seeds > 1 else None, jobs=args.jobs)
-        sections.append(results_table(rows, study, config) +
-                        f"\n\n(training wall time per variant: {min(r['seconds'] for r in rows):.0f}-"
-                        f"{max(r['seconds'] for r in rows):.0f} s)")
+        rows[study] = run_study(config, study, args.iterations, progress=False, seeds=seeds, jobs=args.jobs)
+        tables.append(results_table(rows[study], study, config) +
+                      f"\n\n(training wall time per run: {min(r['seconds'] for r in rows[study]):.0f}-"
+                      f"{max(r['seconds'] for r in rows[study]):.0f} s)")
+        print(tables[-1], flush=True)
+        group = Path(config["experiments_root"]) / f"{config['name']}_ablate_"
+        runs = {s: sorted((group.parent / f"{group.name}{s}").glob("*/val_log.csv")) for s in rows}
+        sections = [header, budget_section(runs, {t: p for t, (p, _) in reference.items()}),
+                    verdict_section(rows, args.iterations, time.perf_counter() - started), *tables]
+        if args.plot and seeds:
+            plot_seeds(rows, {t: p for t, (p, _) in reference.items()}, args.plot,
+                       f"{args.iterations} iterations, {args.seeds} seeds, {where}")
+            link = os.path.relpath(Path(args.plot).resolve(), Path(args.out).resolve().parent)
+            sections.append(f"![per-seed mean PSNR of every variant]({Path(link).as_posix()})")
         Path(args.out).write_text("\n\n".join(sections) + "\n")
-        print(sections[-1], flush=True)
 
 
-def _input_row(config: dict) -> str:
-    """PSNR / SSIM of the degraded inputs themselves on the validation crops (no restoration)."""
+def input_psnr(config: dict) -> dict[str, tuple[float, float]]:
+    """Per task, the mean Y PSNR / SSIM of the degraded inputs themselves on the validation crops."""
     val = config["datasets"]["val"]
-    cells = []
+    out = {}
     for task, pairs in sorted(discover(config["datasets"]["train"]["root"], val["split"]).items()):
         items = list(PairedImages(pairs[:val["max_per_task"]], val["center_crop"]))
-        p = sum(psnr(i["input"], i["target"], y_channel=True).item() for i in items) / len(items)
-        s = sum(ssim(i["input"], i["target"], y_channel=True).item() for i in items) / len(items)
-        cells.append(f"{task} {p:.2f} dB / {s:.4f}")
-    return "Reference, the degraded inputs without restoration (Y): " + ", ".join(cells) + "."
+        out[task] = (sum(psnr(i["input"], i["target"], y_channel=True).item() for i in items) / len(items),
+                     sum(ssim(i["input"], i["target"], y_channel=True).item() for i in items) / len(items))
+    return out
+
+
+def _data_summary(config: dict) -> str:
+    root = config["datasets"]["train"]["root"]
+    counts = {split: {t: len(p) for t, p in discover(root, split).items()} for split in ("train", "test")}
+    return ", ".join(f"{sum(c.values()) // max(len(c), 1)} {split} pairs per task" for split, c in counts.items())
+
+
+def first_budget(val_logs: list[Path], reference: dict[str, float]) -> tuple[list[dict], int | None]:
+    """From every run's ``val_log.csv``: per validated iteration, how many runs beat the input
+    on every task and the smallest margin per task over the runs; and the first iteration from
+    which every run beats the input at every later validation too (``None`` if there is none)."""
+    margins: dict[int, dict[str, list[float]]] = {}
+    for path in val_logs:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                if r["task"] in reference:
+                    margins.setdefault(int(r["iteration"]), {}).setdefault(r["task"], []).append(
+                        float(r["psnr"]) - reference[r["task"]])
+    rows = []
+    for it in sorted(margins):
+        per_run = [min(m[k] for m in margins[it].values()) for k in range(min(len(v) for v in margins[it].values()))]
+        rows.append({"iteration": it, "runs": len(per_run), "beat": sum(m > 0 for m in per_run),
+                     "margin": {t: min(v) for t, v in sorted(margins[it].items())}})
+    first = None
+    for row in reversed(rows):
+        if row["beat"] != row["runs"] or row["runs"] < len(val_logs):
+            break
+        first = row["iteration"]
+    return rows, first
+
+
+def budget_section(runs: dict[str, list[Path]], reference: dict[str, float]) -> str:
+    """Markdown: at each validated iteration, the runs of all studies that beat the input on
+    every task and the smallest margin per task; the budget that has signal."""
+    logs = [p for paths in runs.values() for p in paths]
+    rows, first = first_budget(logs, reference)
+    tasks = sorted(reference)
+    lines = ["## The budget",
+             "How it was found: every run validates every few iterations (`val_log.csv`); the budget with "
+             "signal is the first validation from which every run of every study beats the input on every "
+             f"task. Over {len(logs)} runs:", "",
+             "| iteration | runs above the input on every task | " + " | ".join(f"smallest margin, {t} (dB)" for t in tasks) + " |",
+             "|---:|---:|" + "---:|" * len(tasks)]
+    for r in rows:
+        lines.append(f"| {r['iteration']} | {r['beat']} / {r['runs']} | "
+                     + " | ".join(f"{r['margin'][t]:+.2f}" if t in r["margin"] else "-" for t in tasks) + " |")
+    lines += ["", f"Every run is above the input from iteration {first} on." if first is not None else
+              "No validated iteration has every run above the input: this budget has no signal."]
+    return "\n".join(lines)
+
+
+def verdict(comparisons: list[dict]) -> str:
+    """*confirmed* when every comparison's 95% interval lies above 0, *refuted* when one lies
+    below 0, else *inconclusive*."""
+    if any(c["high"] is not None and c["high"] < 0 for c in comparisons):
+        return "refuted"
+    if comparisons and all(c["low"] is not None and c["low"] > 0 for c in comparisons):
+        return "confirmed"
+    return "inconclusive at this budget"
+
+
+def compare(rows: dict[str, list[dict]], study: str, a: str, b: str, measure: str) -> dict | None:
+    """``a − b`` of each seed's mean (or worst-task) PSNR, paired by seed, with a 95% t interval."""
+    by_name = {r["variant"]: r for r in rows.get(study, [])}
+    if a not in by_name or b not in by_name:
+        return None
+    seeds = sorted(set(by_name[a]["seeds"]) & set(by_name[b]["seeds"]), key=str)  # the pairs
+
+    def score(variant: str, seed) -> float:
+        psnrs = [v["psnr"] for v in by_name[variant]["seeds"][seed]["validation"].values()]
+        return sum(psnrs) / len(psnrs) if measure == "mean" else min(psnrs)
+
+    values = {n: [score(n, seed) for seed in seeds] for n in (a, b)}
+    d = paired_difference(values[a], values[b])
+    nan = d["low"] != d["low"]
+    return {"study": study, "a": a, "b": b, "measure": measure, "mean": d["mean"],
+            "low": None if nan else d["low"], "high": None if nan else d["high"], "n": d["n"]}
+
+
+def verdict_section(rows: dict[str, list[dict]], iterations: int, seconds: float) -> str:
+    """Markdown: one verdict per claim whose study ran, with every paired difference behind it."""
+    lines = ["## Verdicts", f"At {iterations} iterations per run; this command's wall time {seconds / 60:.0f} min "
+             "(finished runs are reused, so a rerun is shorter). A claim is *confirmed* when every difference "
+             "below has its 95% interval above 0, *refuted* when one has it below 0, and *inconclusive* otherwise.", ""]
+    for claim, parts in CLAIMS.items():
+        comparisons = [c for part in parts if (c := compare(rows, *part)) is not None]
+        if not comparisons:
+            continue
+        lines.append(f"* **{claim}: {verdict(comparisons)}.** " + "; ".join(
+            f"{c['a']} − {c['b']} ({c['measure']}) {c['mean']:+.2f} dB"
+            + (f" [{c['low']:+.2f}, {c['high']:+.2f}]" if c["low"] is not None else " (one seed)")
+            for c in comparisons) + ".")
+    return "\n".join(lines)
+
+
+def plot_seeds(rows: dict[str, list[dict]], reference: dict[str, float], path: str, title: str) -> None:
+    """One panel per study: each seed's mean PSNR per variant (dots) and their mean (bar)."""
+    from plots import strip_plot
+
+    panels = {study: {r["variant"]: list(r["mean_psnr_per_seed"]) for r in study_rows}
+              for study, study_rows in rows.items()}
+    strip_plot(path, panels, "mean PSNR over tasks (dB, Y)", title,
+               hline=("input", sum(reference.values()) / len(reference)))
 
 
 if __name__ == "__main__":

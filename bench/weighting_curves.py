@@ -27,7 +27,7 @@ from moewir.tables import markdown_header, markdown_row
 from plots import grid, line_plot
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ["equal", "rci", "ori", "unirain", "dwa", "uncertainty"]
+METHODS = ["equal", "rci", "ori", "ori-smoothed", "unirain", "dwa", "uncertainty"]
 
 
 def runs(study: Path, method: str) -> list[Path]:
