@@ -8,7 +8,8 @@ pass (kernels and allocator warmed up), read ``resource.getrusage(RUSAGE_SELF).r
 one ``size x size`` pass under ``torch.no_grad`` in float32 and read ``ru_maxrss`` again. The
 difference is the peak resident memory the pass added: activations, kernels' scratch and
 allocator slack, everything tracked tensor storage (``moewir.profiling``) does not see. Reported
-as bytes per pixel; ``moewir.inference.memory`` keeps a rounded-up copy of the largest value.
+as bytes per pixel; ``moewir.inference.memory`` keeps a rounded-up copy. Rows of models not
+measured in this run are kept from an existing ``--json``.
 """
 from __future__ import annotations
 
@@ -62,8 +63,11 @@ def main() -> None:
             rows.append(r)
             print(f"| {model} | {size}x{size} | {r['baseline_mb']:.0f} | {r['peak_mb']:.0f} | {r['added_mb']:.0f} "
                   f"| {r['bytes_per_pixel']:.0f} | {r['seconds']:.1f} |", flush=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.json, "w") as f:
+    path = Path(args.json)
+    kept = json.loads(path.read_text())["rows"] if path.is_file() else []
+    rows = [r for r in kept if r["model"] not in args.models] + rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
         json.dump({"machine": platform.machine(), "python": platform.python_version(),
                    "threads": args.threads, "rows": rows}, f, indent=2)
 

@@ -4,9 +4,10 @@ An untiled pass needs memory roughly proportional to the pixels it restores. The
 ``pixels x bytes_per_pixel(network)``, where the bytes per pixel were measured as the growth
 of the process's peak resident memory (``ru_maxrss``) over one untiled float32 forward pass on
 a CPU (``bench/tile_memory.py``, ``bench/results/tile_memory.json``), taking the largest value
-over the sizes measured and rounding it up by a quarter. Other moewirnet sizes are scaled by
-their width (``dim``): activation memory is proportional to it. A network without a
-measurement gets :data:`UNKNOWN_BYTES_PER_PIXEL`, a deliberately high figure.
+over the sizes measured and rounding it up (``docs/inference.md`` has the table). Other widths
+(``dim``) of the moewirnet and Restormer families are scaled from their family's measured
+members: activation memory is proportional to the width. Any other network gets
+:data:`UNKNOWN_BYTES_PER_PIXEL`, a deliberately high figure.
 
 The budget is, on CUDA, a fraction of the device's free memory (plus what PyTorch holds cached
 but unused) and elsewhere a fraction of the memory the operating system reports as available
@@ -26,24 +27,27 @@ from ..models import model_spec
 
 __all__ = ["BYTES_PER_PIXEL", "UNKNOWN_BYTES_PER_PIXEL", "bytes_per_pixel", "memory_budget", "auto_tile"]
 
-#: Measured peak-RSS growth per pixel of one untiled float32 pass (CPU), rounded up by 25 %.
-BYTES_PER_PIXEL = {"moewirnet-tiny": 3000, "moewirnet": 6000}
+#: Measured peak-RSS growth per pixel of one untiled float32 pass (CPU), rounded up.
+BYTES_PER_PIXEL = {"moewirnet-tiny": 3000, "moewirnet": 6000, "restormer-tiny-matched": 3400}
 #: The estimate for a network moewir has not measured: above every measured one.
 UNKNOWN_BYTES_PER_PIXEL = 16000
 #: Fractions of free memory an untiled pass may take: CUDA memory, host RAM.
 CUDA_FRACTION, HOST_FRACTION = 0.8, 0.5
-_MEASURED_DIMS = {"moewirnet-tiny": 24, "moewirnet": 48}
+#: The width (``dim``) of each measured network, and its family: other widths of a family scale.
+_MEASURED_DIMS = {"moewirnet-tiny": 24, "moewirnet": 48, "restormer-tiny-matched": 20}
+_FAMILIES = ("moewirnet", "restormer")
 
 
 def bytes_per_pixel(network: nn.Module) -> float:
     """The per-pixel memory estimate of one untiled pass of ``network`` (see the module doc)."""
     name, config = model_spec(network)
     dim = config.get("dim")
-    if not name.startswith("moewirnet") or not isinstance(dim, int):
+    family = next((f for f in _FAMILIES if name.startswith(f)), None)
+    if family is None or not isinstance(dim, int):
         return UNKNOWN_BYTES_PER_PIXEL
     if _MEASURED_DIMS.get(name) == dim:
         return BYTES_PER_PIXEL[name]
-    return dim * max(BYTES_PER_PIXEL[n] / d for n, d in _MEASURED_DIMS.items())
+    return dim * max(BYTES_PER_PIXEL[n] / d for n, d in _MEASURED_DIMS.items() if n.startswith(family))
 
 
 def _available_host_bytes() -> int:
