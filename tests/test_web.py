@@ -30,9 +30,10 @@ def photo(tmp_path):
 
 
 def test_weight_sources_are_the_shipped_models_then_files(tmp_path):
-    # the models with shipped weights first (the first is the page's default), then the classical ones
-    assert list(weight_sources().items()) == [("moewirnet-tiny", "moewirnet-tiny"),
-                                              ("restormer-tiny-matched", "restormer-tiny-matched"), ("dcp", "dcp"),
+    # the models with shipped weights first, the default (the page's first choice) ahead of the
+    # alphabetical order, then the classical ones
+    assert list(weight_sources().items()) == [("restormer-tiny-matched", "restormer-tiny-matched"),
+                                              ("moewirnet-tiny", "moewirnet-tiny"), ("dcp", "dcp"),
                                               ("mgf", "mgf")]
     (tmp_path / "a").mkdir()
     files = [str(tmp_path / "mine.safetensors"), str(tmp_path / "a" / "mine.safetensors")]

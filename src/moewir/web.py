@@ -20,7 +20,7 @@ import numpy as np
 
 from .data.io import IMAGE_EXTENSIONS, ImageReadError, read_image, source_traits, to_uint8, write_image
 from .inference import Restorer, load
-from .models import list_models, needs_weights, shipped_weights
+from .models import DEFAULT_MODEL, list_models, needs_weights, shipped_weights
 
 __all__ = ["TILES", "KEEP_RESULTS", "LOOPBACK", "Result", "Page", "weight_sources", "require_gradio", "build_app",
            "serve"]
@@ -53,10 +53,12 @@ class Result:
 
 
 def weight_sources(files: list[str] | None = None) -> dict[str, str]:
-    """Label -> ``moewir.load`` source: every registered model with shipped weights, those that
-    need none (``dcp``), then each weights file (labelled by its file name, or its path when two
-    names clash). The first is the page's default."""
-    sources = {name: name for name in list_models() if shipped_weights(name) is not None}
+    """Label -> ``moewir.load`` source: every registered model with shipped weights
+    (:data:`~moewir.models.DEFAULT_MODEL` first), those that need none (``dcp``), then each
+    weights file (labelled by its file name, or its path when two names clash). The first is
+    the page's default."""
+    shipped = [name for name in list_models() if shipped_weights(name) is not None]
+    sources = {name: name for name in sorted(shipped, key=lambda name: name != DEFAULT_MODEL)}
     sources.update({name: name for name in list_models() if not needs_weights(name)})
     for file in files or []:
         label = Path(file).name if Path(file).name not in sources else str(file)

@@ -6,8 +6,9 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from ..models import DEFAULT_MODEL
 from ..tables import markdown_header, markdown_row
-from .options import DEFAULT_MODEL, add_device_option, add_weights_option
+from .options import add_device_option, add_weights_option
 
 HELP = "restore the bundled rainy, hazy, snowy and night-rain samples and write a before/after sheet"
 

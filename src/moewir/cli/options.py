@@ -18,8 +18,6 @@ import yaml
 from ..models import list_models
 from ..yamlfiles import load_yaml
 
-#: The model whose shipped weights ``restore`` and ``demo`` use when no weights are given.
-DEFAULT_MODEL = "moewirnet-tiny"
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from ..data.io import atomic_file
+from ..models import DEFAULT_MODEL
 from ..tables import markdown_table
-from .options import DEFAULT_MODEL, add_device_options, add_model_option, add_weights_option, parse_tile
+from .options import add_device_options, add_model_option, add_weights_option, parse_tile
 
 HELP = "restore photos, videos, folders or glob patterns with a trained network"
 

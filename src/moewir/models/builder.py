@@ -115,6 +115,12 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
     model.load_state_dict(tensors)
 
 
+#: The shipped weights a user should take, so the ones ``moewir restore``, ``moewir demo`` and the
+#: web page use when none are named: the best mean on the model card's held-out photos
+#: (``docs/model_card.md``: restormer-tiny-matched 28.07 dB, moewirnet-tiny 27.17, input 25.12).
+DEFAULT_MODEL = "restormer-tiny-matched"
+
+
 def shipped_weights(name: str) -> Path | None:
     """The weights file shipped in the package for model ``name`` (``None`` when there is none)."""
     path = resources.files("moewir") / "pretrained" / f"{name}.safetensors"
