@@ -82,6 +82,6 @@ def restormer_tiny(pretrained: bool = False, **overrides):
 
 
 def restormer_tiny_matched(pretrained: bool = False, **overrides):
-    """Restormer at moewirnet-tiny's GMACs (dim 20, 1.6M params). ``pretrained=True``: weights
-    trained with the same recipe as moewirnet-tiny's (docs/model_card.md)."""
+    """Restormer at moewirnet-tiny's GMACs (dim 20, 1.6M params). ``pretrained=True``: the default
+    shipped weights, trained with the same recipe as moewirnet-tiny's (docs/model_card.md)."""
     return _create("restormer-tiny-matched", pretrained, overrides)

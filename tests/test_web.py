@@ -9,7 +9,7 @@ import pytest
 
 from moewir.cli.main import main
 from moewir.data import read_image, write_image
-from moewir.models import save_weights
+from moewir.models import DEFAULT_MODEL, save_weights
 from moewir import web
 from moewir.web import TILES, Page, weight_sources
 
@@ -42,8 +42,9 @@ def test_weight_sources_are_the_shipped_models_then_files(tmp_path):
 
 
 def test_the_download_is_what_moewir_restore_writes(page, photo, tmp_path):
-    result = page.restore(photo, "moewirnet-tiny", "256")
-    assert result.status.startswith("restored rainy.png (56x40) with moewirnet-tiny on cpu, tiles 256")
+    result = page.restore(photo, DEFAULT_MODEL, "256")  # the page's first choice, restore's default
+    assert page.choices[0] == DEFAULT_MODEL
+    assert result.status.startswith(f"restored rainy.png (56x40) with {DEFAULT_MODEL} on cpu, tiles 256")
     assert main(["restore", str(photo), "-o", str(tmp_path / "cli"), "--tile", "256", "--device", "cpu",
                  "--no-progress"]) == 0
     cli = read_image(tmp_path / "cli" / "rainy.png")
@@ -97,7 +98,7 @@ def test_a_weights_file_is_offered_under_its_name(tmp_path, photo):
 
     save_weights(tmp_path / "mine.safetensors", moewir.create_model("moewirnet-tiny"))
     page = Page(weight_sources([str(tmp_path / "mine.safetensors")]), device="cpu", workdir=tmp_path)
-    assert page.choices == ["moewirnet-tiny", "restormer-tiny-matched", "dcp", "mgf", "mine.safetensors"]
+    assert page.choices == ["restormer-tiny-matched", "moewirnet-tiny", "dcp", "mgf", "mine.safetensors"]
     assert page.restore(photo, "mine.safetensors", "512").after is not None
     result = page.restore(photo, "dcp", "512")  # the classical baseline: whole images, whatever the tile
     assert result.after is not None and ", whole image, " in result.status
