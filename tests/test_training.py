@@ -204,6 +204,19 @@ def test_ablation_study_trains_each_variant_once_and_tabulates(tmp_path, dataset
     assert "no variant(s) k=5%" in capsys.readouterr().err
 
 
+def test_smoothed_ori_variant_is_ori_with_smoothing_and_nothing_else(tmp_path, dataset):
+    from moewir.training.ablation import STUDIES, _variant_config
+
+    base = load_config(_ablation_config(tmp_path, dataset), {"weighting": {"name": "ori", "momentum": 0.5}})
+    variants = STUDIES.get("weighting")
+    smoothed = _variant_config(base, "g", "ori-smoothed", variants["ori-smoothed"], 10, None)
+    plain = _variant_config(base, "g", "ori", variants["ori"], 10, None)
+    # a fresh strategy with its own defaults (momentum back to 0.9), the smoothing the only change
+    assert smoothed["weighting"] == {"name": "ori", "smoothing": 0.95} and plain["weighting"] == {"name": "ori"}
+    assert {k: v for k, v in smoothed.items() if k not in ("weighting", "name")} == \
+        {k: v for k, v in plain.items() if k not in ("weighting", "name")}
+
+
 def test_ablation_with_seeds_runs_each_seed_in_parallel_and_reports_mean_std_and_paired_interval(
         tmp_path, dataset, monkeypatch, capsys):
     from moewir.training import ablation
