@@ -1,7 +1,8 @@
 """torch.hub entry points: one per registered moewir model (``-`` in its name written ``_``).
 
     import torch
-    net = torch.hub.load("<owner>/moewir", "moewirnet_tiny", pretrained=True)   # the shipped weights
+    net = torch.hub.load("<owner>/moewir", "restormer_tiny_matched", pretrained=True)  # the default shipped weights
+    net = torch.hub.load("<owner>/moewir", "moewirnet_tiny", pretrained=True)   # the other shipped weights
     net = torch.hub.load("<owner>/moewir", "moewirnet", window_size=16)          # random weights, a config override
 
 Each entry returns the network (a ``torch.nn.Module``: ``(B, 3, H, W)`` float in ``[0, 1]`` in,

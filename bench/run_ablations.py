@@ -1,7 +1,7 @@
 """Run the four ablation studies at a small CPU budget on synthesized data; write one
 Markdown file with every table and the budget used.
 
-    python bench/run_ablations.py [--iterations 600] [--studies routing experts weighting topk]
+    python bench/run_ablations.py [--iterations 300] [--studies routing experts weighting topk]
                                   [--seeds 3] [--jobs 2] [--photos FOLDER] [--data DIR]
                                   [--out docs/ablations_results.md] [--device auto]
 
@@ -70,12 +70,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (1: the config's seed)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel training processes with --seeds")
     args = parser.parse_args()
-    if args.plot and importlib.util.find_spec("matplotlib") is None:  # now, not after the training
+    if args.plot and args.seeds > 1 and importlib.util.find_spec("matplotlib") is None:  # now, not after the training
         sys.exit("bench/run_ablations.py: the per-seed figure is drawn with matplotlib: "
                  "pip install -e '.[plots]' (or --plot '')")
 
     data = Path(args.data)
-    if not (data / "manifest.json").is_file():
+    if (data / "manifest.json").is_file():
+        if args.photos:
+            print(f"{data}: exists, so --photos {args.photos} is not used (remove it to rebuild)", file=sys.stderr)
+    else:
         clean = sorted(p for p in Path(args.photos).iterdir() if p.is_file()) if args.photos else None
         build_dataset(data, ["haze", "rain", "snow"], clean, per_image=args.per_image, seed=0, split=0.75,
                       max_side=192)
@@ -105,8 +108,7 @@ def main() -> None:
                       f"\n\n(training wall time per run: {min(r['seconds'] for r in rows[study]):.0f}-"
                       f"{max(r['seconds'] for r in rows[study]):.0f} s)")
         print(tables[-1], flush=True)
-        group = Path(config["experiments_root"]) / f"{config['name']}_ablate_"
-        runs = {s: sorted((group.parent / f"{group.name}{s}").glob("*/val_log.csv")) for s in rows}
+        runs = {s: run_folders(r, config, s) for s, r in rows.items()}
         sections = [header, budget_section(runs, {t: p for t, (p, _) in reference.items()}),
                     verdict_section(rows, args.iterations, time.perf_counter() - started), *tables]
         if args.plot and seeds:
@@ -134,47 +136,78 @@ def _data_summary(config: dict) -> str:
     return ", ".join(f"{sum(c.values()) // max(len(c), 1)} {split} pairs per task" for split, c in counts.items())
 
 
-def first_budget(val_logs: list[Path], reference: dict[str, float]) -> tuple[list[dict], int | None]:
-    """From every run's ``val_log.csv``: per validated iteration, how many runs beat the input
-    on every task and the smallest margin per task over the runs; and the first iteration from
-    which every run beats the input at every later validation too (``None`` if there is none)."""
-    margins: dict[int, dict[str, list[float]]] = {}
-    for path in val_logs:
-        with open(path, newline="") as f:
+def read_margins(val_log: Path, reference: dict[str, float]) -> dict[int, dict[str, float]]:
+    """A run's validations as ``{iteration: {task: PSNR - input PSNR}}`` (empty if it has no log)."""
+    margins: dict[int, dict[str, float]] = {}
+    if val_log.is_file():
+        with open(val_log, newline="") as f:
             for r in csv.DictReader(f):
                 if r["task"] in reference:
-                    margins.setdefault(int(r["iteration"]), {}).setdefault(r["task"], []).append(
-                        float(r["psnr"]) - reference[r["task"]])
-    rows = []
-    for it in sorted(margins):
-        per_run = [min(m[k] for m in margins[it].values()) for k in range(min(len(v) for v in margins[it].values()))]
-        rows.append({"iteration": it, "runs": len(per_run), "beat": sum(m > 0 for m in per_run),
-                     "margin": {t: min(v) for t, v in sorted(margins[it].items())}})
+                    margins.setdefault(int(r["iteration"]), {})[r["task"]] = float(r["psnr"]) - reference[r["task"]]
+    return margins
+
+
+def run_budget(margins: dict[int, dict[str, float]], tasks: list[str]) -> int | None:
+    """The first validated iteration from which the run beats the input on every task at every
+    later validation too; ``None`` when its last validation does not (or it has none)."""
     first = None
-    for row in reversed(rows):
-        if row["beat"] != row["runs"] or row["runs"] < len(val_logs):
+    for iteration in sorted(margins, reverse=True):
+        if not all(margins[iteration].get(t, float("-inf")) > 0 for t in tasks):
             break
-        first = row["iteration"]
+        first = iteration
+    return first
+
+
+def first_budget(val_logs: list[Path], reference: dict[str, float]) -> tuple[list[dict], int | None]:
+    """Over the runs whose ``val_log.csv`` are given: per validated iteration, how many runs were
+    validated there, how many of them beat the input on every task, and the smallest margin per
+    task; and the budget, the largest :func:`run_budget` of any run (``None`` if a run has none).
+    Runs validated on different schedules count at the iterations they were validated."""
+    tasks = sorted(reference)
+    runs = [read_margins(path, reference) for path in val_logs]
+    rows = []
+    for it in sorted({i for run in runs for i in run}):
+        here = [run[it] for run in runs if it in run]
+        rows.append({"iteration": it, "validated": len(here),
+                     "beat": sum(all(m.get(t, float("-inf")) > 0 for t in tasks) for m in here),
+                     "margin": {t: min(m[t] for m in here if t in m) for t in tasks if any(t in m for m in here)}})
+    budgets = [run_budget(run, tasks) for run in runs]
+    first = None if not budgets or None in budgets else max(budgets)
     return rows, first
+
+
+def run_folders(rows: list[dict], config: dict, study: str) -> list[Path]:
+    """The folders of the runs behind ``rows`` (one per variant and seed) of ``study``."""
+    group = Path(config["experiments_root"]) / f"{config['name']}_ablate_{study}"
+    return [group / (row["variant"] if seed == "config" else f"{row['variant']}_s{seed}")
+            for row in rows for seed in row["seeds"]]
 
 
 def budget_section(runs: dict[str, list[Path]], reference: dict[str, float]) -> str:
     """Markdown: at each validated iteration, the runs of all studies that beat the input on
-    every task and the smallest margin per task; the budget that has signal."""
-    logs = [p for paths in runs.values() for p in paths]
-    rows, first = first_budget(logs, reference)
+    every task and the smallest margin per task; the budget with signal, overall and per study."""
+    logs = {study: [folder / "val_log.csv" for folder in folders] for study, folders in runs.items()}
+    every = [p for paths in logs.values() for p in paths]
+    rows, first = first_budget(every, reference)
     tasks = sorted(reference)
     lines = ["## The budget",
-             "How it was found: every run validates every few iterations (`val_log.csv`); the budget with "
-             "signal is the first validation from which every run of every study beats the input on every "
-             f"task. Over {len(logs)} runs:", "",
-             "| iteration | runs above the input on every task | " + " | ".join(f"smallest margin, {t} (dB)" for t in tasks) + " |",
-             "|---:|---:|" + "---:|" * len(tasks)]
+             "How it was found: each run's validations (`val_log.csv`) give the first validated iteration from "
+             "which it beats the input on every task at every later validation; the budget with signal is the "
+             f"largest of these over all {len(every)} runs. Where a study validated only at the end, its runs count "
+             "only there:", "",
+             "| iteration | runs validated | of those, above the input on every task | "
+             + " | ".join(f"smallest margin, {t} (dB)" for t in tasks) + " |",
+             "|---:|---:|---:|" + "---:|" * len(tasks)]
     for r in rows:
-        lines.append(f"| {r['iteration']} | {r['beat']} / {r['runs']} | "
+        lines.append(f"| {r['iteration']} | {r['validated']} / {len(every)} | {r['beat']} | "
                      + " | ".join(f"{r['margin'][t]:+.2f}" if t in r["margin"] else "-" for t in tasks) + " |")
-    lines += ["", f"Every run is above the input from iteration {first} on." if first is not None else
-              "No validated iteration has every run above the input: this budget has no signal."]
+    per_study = []
+    for study, paths in logs.items():
+        study_first = first_budget(paths, reference)[1]
+        per_study.append(f"{study} {study_first if study_first is not None else 'none'}")
+    lines += ["", (f"**Every run is above the input on every task from iteration {first} on** "
+                   if first is not None else "**Some run ends below the input: this budget has no signal** ")
+              + f"(per study: {', '.join(per_study)})."]
     return "\n".join(lines)
 
 
@@ -209,8 +242,10 @@ def compare(rows: dict[str, list[dict]], study: str, a: str, b: str, measure: st
 def verdict_section(rows: dict[str, list[dict]], iterations: int, seconds: float) -> str:
     """Markdown: one verdict per claim whose study ran, with every paired difference behind it."""
     lines = ["## Verdicts", f"At {iterations} iterations per run; this command's wall time {seconds / 60:.0f} min "
-             "(finished runs are reused, so a rerun is shorter). A claim is *confirmed* when every difference "
-             "below has its 95% interval above 0, *refuted* when one has it below 0, and *inconclusive* otherwise.", ""]
+             "(finished runs are reused, so a rerun is shorter). Each difference is paired by seed, with a 95% t "
+             "interval over the seeds both variants ran. A claim is *confirmed* when every difference below has "
+             "its interval above 0, *refuted* when one has it below 0 (with several differences, one such "
+             "interval refutes more easily than all of them confirm), and *inconclusive* otherwise.", ""]
     for claim, parts in CLAIMS.items():
         comparisons = [c for part in parts if (c := compare(rows, *part)) is not None]
         if not comparisons:

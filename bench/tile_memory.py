@@ -1,6 +1,6 @@
 """Peak process memory of one untiled forward pass per megapixel, for ``Restorer(tile="auto")``.
 
-    python bench/tile_memory.py [--models moewirnet-tiny moewirnet] [--sizes 256 512 768]
+    python bench/tile_memory.py [--models moewirnet-tiny moewirnet restormer-tiny-matched] [--sizes 256 512 768]
                                 [--threads 1] [--json bench/results/tile_memory.json]
 
 Each (model, size) runs in a fresh subprocess: build the model with random weights, run a 16x16
@@ -49,7 +49,7 @@ def measure(model: str, size: int, threads: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=["moewirnet-tiny", "moewirnet"])
+    p.add_argument("--models", nargs="+", default=["moewirnet-tiny", "moewirnet", "restormer-tiny-matched"])
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 768])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=str(Path(__file__).parent / "results" / "tile_memory.json"))

@@ -28,19 +28,47 @@ def test_first_budget_is_where_every_run_stays_above_the_input(tmp_path, bench_m
     b = _val_log(tmp_path / "b" / "val_log.csv", [(100, {"haze": 15.5, "rain": 25.5}), (200, {"haze": 16, "rain": 24.5}),
                                                  (300, {"haze": 16, "rain": 25.25})])
     rows, first = ablations.first_budget([a, b], REFERENCE)
-    assert [(r["iteration"], r["beat"], r["runs"]) for r in rows] == [(100, 2, 2), (200, 1, 2), (300, 2, 2)]
+    assert [(r["iteration"], r["validated"], r["beat"]) for r in rows] == [(100, 2, 2), (200, 2, 1), (300, 2, 2)]
     assert rows[1]["margin"] == {"haze": 1.0, "rain": -0.5}
     assert rows[2]["margin"] == {"haze": 1.0, "rain": 0.25}
     assert first == 300
-    text = ablations.budget_section({"routing": [a], "experts": [b]}, REFERENCE)
-    assert "| 200 | 1 / 2 | +1.00 | -0.50 |" in text and "from iteration 300 on" in text
+    text = ablations.budget_section({"routing": [a.parent], "experts": [b.parent]}, REFERENCE)
+    assert "| 200 | 2 / 2 | 1 | +1.00 | -0.50 |" in text
+    assert "from iteration 300 on** (per study: routing 100, experts 300)" in text
+
+
+def test_budget_over_runs_validated_on_different_schedules(tmp_path, bench_module):
+    """A study validated every 100 iterations beside one validated only at the end: each run
+    counts where it was validated, and the budget is the latest any run needs."""
+    ablations = bench_module("run_ablations")
+    often = [_val_log(tmp_path / f"often{k}" / "val_log.csv",
+                      [(100, {"haze": 16, "rain": 26}), (200, {"haze": 16, "rain": 26}), (300, {"haze": 16, "rain": 26})])
+             for k in range(2)]
+    at_end = _val_log(tmp_path / "end" / "val_log.csv", [(300, {"haze": 16, "rain": 25.5})])
+    rows, first = ablations.first_budget(often + [at_end], REFERENCE)
+    assert [(r["iteration"], r["validated"], r["beat"]) for r in rows] == [(100, 2, 2), (200, 2, 2), (300, 3, 3)]
+    assert first == 300  # the end-only run shows nothing earlier
+    assert ablations.first_budget(often, REFERENCE)[1] == 100
+    text = ablations.budget_section({"a": [p.parent for p in often], "b": [at_end.parent]}, REFERENCE)
+    assert "| 100 | 2 / 3 | 2 |" in text and "(per study: a 100, b 300)" in text
+    # a run without a log has no budget, so neither has the study
+    assert ablations.first_budget(often + [tmp_path / "missing" / "val_log.csv"], REFERENCE)[1] is None
 
 
 def test_no_budget_when_the_last_validation_is_below_the_input(tmp_path, bench_module):
     ablations = bench_module("run_ablations")
     a = _val_log(tmp_path / "a" / "val_log.csv", [(100, {"haze": 16, "rain": 26}), (200, {"haze": 14, "rain": 26})])
     assert ablations.first_budget([a], REFERENCE)[1] is None
-    assert "has no signal" in ablations.budget_section({"topk": [a]}, REFERENCE)
+    assert "this budget has no signal" in ablations.budget_section({"topk": [a.parent]}, REFERENCE)
+
+
+def test_run_folders_follow_the_rows(tmp_path, bench_module):
+    ablations = bench_module("run_ablations")
+    config = {"experiments_root": str(tmp_path), "name": "base"}
+    rows = [{"variant": "k=70%", "seeds": {0: {}, 1: {}}}, {"variant": "k=50%", "seeds": {"config": {}}}]
+    assert ablations.run_folders(rows, config, "topk") == [
+        tmp_path / "base_ablate_topk" / "k=70%_s0", tmp_path / "base_ablate_topk" / "k=70%_s1",
+        tmp_path / "base_ablate_topk" / "k=50%"]
 
 
 def _row(variant, per_seed):
@@ -52,14 +80,17 @@ def _row(variant, per_seed):
 
 def test_paired_comparison_matches_a_hand_computed_t_interval(bench_module):
     ablations = bench_module("run_ablations")
-    # mean PSNR per seed: ori 21, 22, 23 (haze, rain averaged); equal 20, 20, 20: differences 1, 2, 3
+    # mean PSNR per seed (haze, rain averaged): ori 21, 22, 23; equal 20, 21.5, 19 (its seeds listed
+    # in another order): paired by seed the differences are 1, 0.5, 4 (paired by position they
+    # would be 2, 0.5, 2.5)
     rows = {"weighting": [_row("ori", {0: {"haze": 17, "rain": 25}, 1: {"haze": 18, "rain": 26}, 2: {"haze": 19, "rain": 27}}),
-                          _row("equal", {0: {"haze": 16, "rain": 24}, 1: {"haze": 16, "rain": 24}, 2: {"haze": 16, "rain": 24}})]}
+                          _row("equal", {2: {"haze": 15, "rain": 23}, 0: {"haze": 16, "rain": 24}, 1: {"haze": 17, "rain": 26}})]}
     c = ablations.compare(rows, "weighting", "ori", "equal", "mean")
-    half = 4.302653 * 1.0 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n), sd of (1, 2, 3) = 1
-    assert c["mean"] == pytest.approx(2.0)
-    assert c["low"] == pytest.approx(2.0 - half, abs=1e-4) and c["high"] == pytest.approx(2.0 + half, abs=1e-4)
-    worst = ablations.compare(rows, "weighting", "ori", "equal", "worst")  # haze: 1, 2, 3 above 16
+    sd = math.sqrt(((1 - 11 / 6) ** 2 + (0.5 - 11 / 6) ** 2 + (4 - 11 / 6) ** 2) / 2)
+    half = 4.302653 * sd / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert c["mean"] == pytest.approx(11 / 6) and c["n"] == 3
+    assert c["low"] == pytest.approx(11 / 6 - half, abs=1e-4) and c["high"] == pytest.approx(11 / 6 + half, abs=1e-4)
+    worst = ablations.compare(rows, "weighting", "ori", "equal", "worst")  # haze: 17-16, 18-17, 19-15
     assert worst["mean"] == pytest.approx(2.0)
     assert ablations.compare(rows, "weighting", "ori", "rci", "mean") is None  # rci did not run
 

@@ -19,7 +19,6 @@ from ..models import list_models
 from ..yamlfiles import load_yaml
 
 
-
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["dim=24", "num_blocks=[1,1,1,2]"]`` -> ``{"dim": 24, "num_blocks": [1, 1, 1, 2]}``.
 
