@@ -28,6 +28,7 @@ webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 
 from moewir.data import read_image  # noqa: E402
+from moewir.models import DEFAULT_MODEL  # noqa: E402
 
 CHROMEDRIVER = shutil.which("chromedriver")
 SAMPLE = Path(str(resources.files("moewir") / "samples" / "rain_dragonfly.jpg"))
@@ -128,7 +129,8 @@ def test_an_upload_above_the_bound_is_refused(server, browser, tmp_path):
 
 def test_the_rainy_sample_matches_moewir_restore(server, browser, tmp_path):
     status = _restore(browser, _open(browser, server), SAMPLE)
-    assert status.startswith("restored rain_dragonfly.jpg (512x384) with moewirnet-tiny on cpu, tiles 512"), status
+    # the page's first choice is the commands' default, and the download is what `moewir restore` writes
+    assert status.startswith(f"restored rain_dragonfly.jpg (512x384) with {DEFAULT_MODEL} on cpu, tiles 512"), status
     assert len(_wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#slider img"), 60, "the slider")) == 2
     loaded = "return [...document.querySelectorAll('#slider img')].every(i => i.complete && i.naturalWidth > 0)"
     _wait(lambda: browser.execute_script(loaded), 60, "the slider's images to load")
