@@ -108,6 +108,12 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, da
         a, b = (load_file(d / "checkpoints" / name) for d in (cut, full))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         assert read_metadata(cut / "checkpoints" / name) == read_metadata(full / "checkpoints" / name)
+    # resuming the finished run trains nothing and keeps its summary (its validation included)
+    summary = (full / "summary.yml").read_text()
+    again = Trainer(_config(tmp_path, dataset, "full"), resume=True, progress=False)
+    assert again.train() == yaml.safe_load(summary) and yaml.safe_load(summary)["validation"]
+    assert (full / "summary.yml").read_text() == summary
+    assert _rows(full / "val_log.csv") == _rows(cut / "val_log.csv")  # no row added
 
 
 def _ddp_worker(rank, world, port, config, out):

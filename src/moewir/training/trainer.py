@@ -349,8 +349,15 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        """Run to ``schedule.iterations``; returns a summary (also written as ``summary.yml``)."""
+        """Run to ``schedule.iterations``; returns a summary (also written as ``summary.yml``).
+        Resuming a run that already finished changes nothing and returns its summary."""
         cfg = self.config
+        finished = self.dir / "summary.yml"
+        if self.start >= self.iterations and finished.is_file():
+            self.log.info(f"already finished at iteration {self.start}: {finished} is kept")
+            if self.dist.main:
+                self.logs.close()
+            return yaml.safe_load(finished.read_text())
         self.net.train()
         val_every, ckpt_every = cfg.val.every, cfg.log.checkpoint_every
         started, last = time.perf_counter(), None
