@@ -99,7 +99,9 @@ def main() -> None:
               f"{f'seeds 0-{args.seeds - 1}' if seeds else 'seed ' + str(config['seed'])}; "
               f"data `{data}` ({_data_summary(config)}); validation on every held-out pair "
               f"({config['datasets']['val']['center_crop']}-px centre crops, Y, EMA weights) every "
-              f"{args.val_every} iterations.\n\nReference, the degraded inputs without restoration: "
+              f"{args.val_every} iterations (runs reused from an earlier call keep the validations they were "
+              f"trained with: the budget table shows where each was validated).\n\n"
+              f"Reference, the degraded inputs without restoration: "
               + ", ".join(f"{t} {p:.2f} dB / {s:.4f}" for t, (p, s) in reference.items()) + ".")
     rows, tables, started = {}, [], time.perf_counter()
     for study in args.studies:
@@ -241,8 +243,10 @@ def compare(rows: dict[str, list[dict]], study: str, a: str, b: str, measure: st
 
 def verdict_section(rows: dict[str, list[dict]], iterations: int, seconds: float) -> str:
     """Markdown: one verdict per claim whose study ran, with every paired difference behind it."""
-    lines = ["## Verdicts", f"At {iterations} iterations per run; this command's wall time {seconds / 60:.0f} min "
-             "(finished runs are reused, so a rerun is shorter). Each difference is paired by seed, with a 95% t "
+    runs = [run for study_rows in rows.values() for row in study_rows for run in row["seeds"].values()]
+    lines = ["## Verdicts", f"At {iterations} iterations per run; {len(runs)} runs of {sum(r['seconds'] for r in runs) / 60:.0f} "
+             f"min of training in all (a run's own wall time; this call took {seconds / 60:.0f} min, finished runs "
+             "being reused). Each difference is paired by seed, with a 95% t "
              "interval over the seeds both variants ran. A claim is *confirmed* when every difference below has "
              "its interval above 0, *refuted* when one has it below 0 (with several differences, one such "
              "interval refutes more easily than all of them confirm), and *inconclusive* otherwise.", ""]
