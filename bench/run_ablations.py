@@ -2,8 +2,13 @@
 Markdown file with every table and the budget used.
 
     python bench/run_ablations.py [--iterations 300] [--studies routing experts weighting topk]
-                                  [--seeds 3] [--jobs 2] [--photos FOLDER] [--data DIR]
+                                  [--seeds 3] [--jobs 2] [--photos FOLDER | --debian ROOT] [--data DIR]
                                   [--out docs/ablations_results.md] [--device auto]
+
+    python bench/run_ablations.py --debian ROOT --per-image 2   # docs/ablations_results.md as it is
+
+(ROOT: the Debian packages of ``bench/default_weights.py`` extracted with ``dpkg-deb -x``; their
+114 photos are gathered into ``experiments/ablation_photos``.)
 
 The data is made by ``moewir synth`` from ``--photos`` (a folder of clean photos; default the
 embedded ones) for haze, rain and snow: ``--per-image`` samples per photo and task, longer side
@@ -60,6 +65,8 @@ def main() -> None:
     parser.add_argument("--studies", nargs="+", default=["routing", "experts", "weighting", "topk"],
                         choices=list(STUDIES))
     parser.add_argument("--photos", default=None, help="folder of clean photos (default: the embedded ones)")
+    parser.add_argument("--debian", default=None, help="gather the model card's 114 photos from this root of "
+                        "extracted Debian packages (bench/default_weights.py) into --photos")
     parser.add_argument("--per-image", type=int, default=8, help="samples per photo and task")
     parser.add_argument("--data", default="experiments/ablation_data")
     parser.add_argument("--val-every", type=int, default=100)
@@ -75,6 +82,12 @@ def main() -> None:
                  "pip install -e '.[plots]' (or --plot '')")
 
     data = Path(args.data)
+    if args.debian:
+        from default_weights import gather_extra_photos, gather_photos
+
+        args.photos = args.photos or str(data.parent / "ablation_photos")
+        gather_photos(Path(args.debian), Path(args.photos))
+        gather_extra_photos(Path(args.debian), Path(args.photos))
     if (data / "manifest.json").is_file():
         if args.photos:
             print(f"{data}: exists, so --photos {args.photos} is not used (remove it to rebuild)", file=sys.stderr)
