@@ -78,6 +78,31 @@ def test_short_run_lowers_the_loss(tmp_path, dataset):
     assert meta["model_name"] == "moewirnet-tiny" and '"dim": 12' in meta["model_config"]
 
 
+def test_init_weights_starts_from_a_weights_file_and_checks_it(tmp_path, dataset, capsys):
+    """``model.init_weights``: the run starts from the file's weights (fine-tuning), not random ones."""
+    from moewir.models import create_model, save_weights
+
+    torch.manual_seed(5)
+    start = create_model("moewirnet-tiny", dim=12)
+    with torch.no_grad():
+        for p in start.parameters():
+            p.normal_()
+    path = tmp_path / "start.safetensors"
+    save_weights(path, start)
+    config = _config(tmp_path, dataset, "finetune", **{"model.init_weights": str(path)})
+    trainer = Trainer(config, progress=False)
+    ours, theirs = trainer.model.state_dict(), start.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert all(torch.equal(a, b) for a, b in zip(trainer.ema.module.parameters(), start.parameters()))
+    random = Trainer(_config(tmp_path, dataset, "scratch"), progress=False).model.state_dict()
+    assert not torch.equal(random["embed.weight"], theirs["embed.weight"])
+    cfg = tmp_path / "wrong.yml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "restormer-tiny", "init_weights": str(path)},
+                                   "datasets": {"train": {"root": str(dataset)}}}))
+    assert main(["train", str(cfg), "--set", f"experiments_root={tmp_path}"]) == 2
+    assert "holds 'moewirnet-tiny' weights, not 'restormer-tiny'" in capsys.readouterr().err
+
+
 class _Interrupt(Exception):
     pass
 
@@ -273,6 +298,7 @@ def test_shipped_configs_load_and_build(path):
 
     config = load_config(path)
     model = dict(config["model"])
+    model.pop("init_weights", None)  # a fine-tune's starting file: not in a fresh checkout
     create_model(model.pop("name"), **model)
     weighting = dict(config["weighting"])
     create_weighting(weighting.pop("name"), config["datasets"]["train"]["tasks"] or ["haze", "rain"], **weighting)

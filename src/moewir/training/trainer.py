@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..data import ImageReadError, MultiTaskLoader, PairedImages, clean_pairs, discover, select_tasks
 from ..devices import resolve_device
 from ..evaluation import AVERAGE, aggregate, evaluate_tensors, fidelity_metrics
-from ..models import create_model, load_weights, model_spec, needs_weights
+from ..models import build_from_weights, create_model, load_weights, model_spec, needs_weights
 from ..ops.tiling import tiled_forward
 from . import distributed
 from .checkpoint import (latest_checkpoint, load_state, newest_intact_checkpoint, prune_checkpoints, remove_orphans,
@@ -120,13 +120,21 @@ def build_model_and_ema(model: dict[str, Any], ema: float, device: torch.device
                         ) -> tuple[nn.Module, AveragedModel | None]:
     """The registered network ``model["name"]`` with the other options, and its exponential
     moving average (``ema_p = ema * ema_p + (1 - ema) * p`` after every step, buffers copied;
-    ``None`` when ``ema`` is 0). The average starts at the initial weights."""
+    ``None`` when ``ema`` is 0). The average starts at the initial weights.
+
+    ``model["init_weights"]`` (a weights file: moewir's safetensors or an official release)
+    starts the network from those weights instead of random ones (fine-tuning); the file must
+    hold ``name``, and the other options override its recorded config where the shapes allow."""
     options = dict(model)
     name = options.pop("name")
+    init = options.pop("init_weights", None)
     if not needs_weights(name):
         raise ValueError(f"model {name!r} learns nothing (a classical method): there is nothing to train; "
                          f"score it with `moewir eval --weights {name}`")
-    network = create_model(name, **options).to(device)
+    if init is not None:
+        network = build_from_weights(init, name, options).to(device)
+    else:
+        network = create_model(name, **options).to(device)
     if ema <= 0:
         return network, None
     average = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(ema)).eval().requires_grad_(False)
