@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from moewir.models import create_model, load_weights, model_spec, save_weights
+from moewir.models import build_from_weights, model_spec, save_weights
 from moewir.synth.build import build_dataset, merge_datasets
 from moewir.training.checkpoint import latest_checkpoint
 
@@ -261,9 +261,8 @@ def main() -> None:
     iteration = latest_checkpoint(experiment / "checkpoints")
     if iteration is None:
         sys.exit(f"{experiment}: no checkpoint yet")
-    config = yaml.safe_load((experiment / "config.yml").read_text())
-    model = create_model(config["model"]["name"], **{k: v for k, v in config["model"].items() if k != "name"})
-    load_weights(experiment / "checkpoints" / f"net_ema_{iteration}.safetensors", model)
+    # the checkpoint names its network and config (a fine-tune's config.yml names its start file too)
+    model = build_from_weights(experiment / "checkpoints" / f"net_ema_{iteration}.safetensors")
     target = ROOT / "src" / "moewir" / "pretrained" / f"{model_spec(model)[0]}.safetensors"
     save_weights(target, model, {"iteration": iteration, "experiment": experiment.name,
                                  "tasks": ",".join(TASKS), "model_card": "docs/model_card.md"})
