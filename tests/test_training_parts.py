@@ -193,6 +193,53 @@ def test_torch_schedulers_match_the_closed_form(iterations, warmup, base, min_lr
     assert lrs == pytest.approx([base * factor(s) for s in range(iterations)], rel=1e-11, abs=0)
 
 
+@pytest.mark.parametrize("warmup", [0, 4])
+def test_a_stretched_schedule_resumes_on_the_new_curve(warmup):
+    """``--resume --set schedule.iterations=N`` past the end of the first schedule: the learning
+    rate continues on the closed form of the longer one (loading the checkpoint's state as it is
+    kept the old T_max and climbed back up from min_lr)."""
+    base, min_lr = 2e-4, 1e-6
+    first = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    scheduler = build_scheduler(first, ScheduleConfig(iterations=30, warmup=warmup, min_lr=min_lr))
+    for _ in range(30):
+        first.step()
+        scheduler.step()
+    longer = ScheduleConfig(iterations=50, warmup=warmup, min_lr=min_lr)
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    resumed = build_scheduler(optimizer, longer)
+    optimizer.load_state_dict(first.state_dict())
+    resumed = load_scheduler_state(resumed, scheduler.state_dict(), optimizer, longer)
+    lrs = []
+    for _ in range(30, 50):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        resumed.step()
+    factor = cosine_with_warmup(50, warmup, base, min_lr)
+    assert lrs == pytest.approx([base * factor(s) for s in range(30, 50)], rel=1e-9, abs=0)
+    assert lrs[0] > 20 * min_lr and lrs == sorted(lrs, reverse=True)  # halfway down the longer cosine, not at the floor
+
+
+def test_an_unchanged_schedule_resumes_from_the_state_exactly():
+    schedule = ScheduleConfig(iterations=40, warmup=4, min_lr=1e-5)
+    straight_opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+    straight = build_scheduler(straight_opt, schedule)
+    lrs, resumed_lrs = [], []
+    for step in range(40):
+        if step == 17:
+            optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+            resumed = build_scheduler(optimizer, schedule)
+            optimizer.load_state_dict(straight_opt.state_dict())
+            resumed = load_scheduler_state(resumed, straight.state_dict(), optimizer, schedule)
+        if step >= 17:
+            resumed_lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            resumed.step()
+        lrs.append(straight_opt.param_groups[0]["lr"])
+        straight_opt.step()
+        straight.step()
+    assert resumed_lrs == lrs[17:]  # bit for bit
+
+
 def test_a_lambdalr_checkpoint_of_earlier_versions_resumes_on_the_same_curve():
     schedule, base = ScheduleConfig(iterations=40, warmup=4, min_lr=1e-5), 1e-3
     old_opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)

@@ -36,11 +36,23 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) 
     return SequentialLR(optimizer, [warmup, cosine], milestones=[schedule.warmup])
 
 
+def _curve(state: dict) -> dict:
+    """The numbers of a scheduler's state that fix its curve (lengths, floors, milestones), not
+    where on the curve it is."""
+    keys = ("T_max", "eta_min", "total_iters", "start_factor", "end_factor", "_milestones")
+    return {"own": {k: state[k] for k in keys if k in state},
+            "parts": [_curve(part) for part in state.get("_schedulers", [])]}
+
+
 def load_scheduler_state(scheduler: LRScheduler, state: dict, optimizer: torch.optim.Optimizer,
                          schedule: ScheduleConfig) -> LRScheduler:
-    """``scheduler`` at a checkpoint's state. A checkpoint of the versions that kept the
-    schedule in a ``LambdaLR`` is replayed: a fresh scheduler stepped to its iteration."""
-    if "lr_lambdas" not in state:
+    """``scheduler`` at a checkpoint's state. Where the checkpoint's curve differs from
+    ``schedule`` (a run resumed with ``--set schedule.iterations=...`` to stretch it), or the
+    checkpoint is of the versions that kept the schedule in a ``LambdaLR``, the new curve is
+    replayed: a fresh scheduler stepped to the checkpoint's iteration, so the learning rate
+    continues on ``schedule``'s closed form. Loading the state as it is would keep the old
+    ``T_max`` and, past it, climb the cosine back up from ``min_lr``."""
+    if "lr_lambdas" not in state and _curve(state) == _curve(scheduler.state_dict()):
         scheduler.load_state_dict(state)
         return scheduler
     for group in optimizer.param_groups:
