@@ -193,6 +193,26 @@ def test_torch_schedulers_match_the_closed_form(iterations, warmup, base, min_lr
     assert lrs == pytest.approx([base * factor(s) for s in range(iterations)], rel=1e-11, abs=0)
 
 
+def _resumed_lrs(old_optimizer, old_scheduler, schedule: ScheduleConfig, base: float, start: int, stop: int):
+    """The learning rates of steps ``start..stop-1`` of a run resumed, as the trainer does, from
+    ``old_optimizer`` and ``old_scheduler`` (at step ``start``) with the config's ``schedule``."""
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    scheduler = build_scheduler(optimizer, schedule)
+    optimizer.load_state_dict(old_optimizer.state_dict())
+    scheduler = load_scheduler_state(scheduler, old_scheduler.state_dict(), optimizer, schedule)
+    return _stepped(optimizer, scheduler, stop - start)
+
+
+def _stepped(optimizer, scheduler, steps: int):
+    """The learning rates of ``steps`` optimiser and scheduler steps."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
 @pytest.mark.parametrize("warmup", [0, 4])
 def test_a_stretched_schedule_resumes_on_the_new_curve(warmup):
     """``--resume --set schedule.iterations=N`` past the end of the first schedule: the learning
@@ -201,19 +221,8 @@ def test_a_stretched_schedule_resumes_on_the_new_curve(warmup):
     base, min_lr = 2e-4, 1e-6
     first = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
     scheduler = build_scheduler(first, ScheduleConfig(iterations=30, warmup=warmup, min_lr=min_lr))
-    for _ in range(30):
-        first.step()
-        scheduler.step()
-    longer = ScheduleConfig(iterations=50, warmup=warmup, min_lr=min_lr)
-    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
-    resumed = build_scheduler(optimizer, longer)
-    optimizer.load_state_dict(first.state_dict())
-    resumed = load_scheduler_state(resumed, scheduler.state_dict(), optimizer, longer)
-    lrs = []
-    for _ in range(30, 50):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        resumed.step()
+    _stepped(first, scheduler, 30)
+    lrs = _resumed_lrs(first, scheduler, ScheduleConfig(iterations=50, warmup=warmup, min_lr=min_lr), base, 30, 50)
     factor = cosine_with_warmup(50, warmup, base, min_lr)
     assert lrs == pytest.approx([base * factor(s) for s in range(30, 50)], rel=1e-9, abs=0)
     assert lrs[0] > 20 * min_lr and lrs == sorted(lrs, reverse=True)  # halfway down the longer cosine, not at the floor
@@ -221,41 +230,19 @@ def test_a_stretched_schedule_resumes_on_the_new_curve(warmup):
 
 def test_an_unchanged_schedule_resumes_from_the_state_exactly():
     schedule = ScheduleConfig(iterations=40, warmup=4, min_lr=1e-5)
-    straight_opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
-    straight = build_scheduler(straight_opt, schedule)
-    lrs, resumed_lrs = [], []
-    for step in range(40):
-        if step == 17:
-            optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
-            resumed = build_scheduler(optimizer, schedule)
-            optimizer.load_state_dict(straight_opt.state_dict())
-            resumed = load_scheduler_state(resumed, straight.state_dict(), optimizer, schedule)
-        if step >= 17:
-            resumed_lrs.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            resumed.step()
-        lrs.append(straight_opt.param_groups[0]["lr"])
-        straight_opt.step()
-        straight.step()
-    assert resumed_lrs == lrs[17:]  # bit for bit
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = build_scheduler(optimizer, schedule)
+    _stepped(optimizer, scheduler, 17)
+    resumed = _resumed_lrs(optimizer, scheduler, schedule, 1e-3, 17, 40)
+    assert resumed == _stepped(optimizer, scheduler, 23)  # bit for bit
 
 
 def test_a_lambdalr_checkpoint_of_earlier_versions_resumes_on_the_same_curve():
     schedule, base = ScheduleConfig(iterations=40, warmup=4, min_lr=1e-5), 1e-3
     old_opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
     old = torch.optim.lr_scheduler.LambdaLR(old_opt, cosine_with_warmup(40, 4, base, 1e-5))
-    for _ in range(17):
-        old_opt.step()
-        old.step()
-    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
-    scheduler = build_scheduler(optimizer, schedule)
-    optimizer.load_state_dict(old_opt.state_dict())
-    scheduler = load_scheduler_state(scheduler, old.state_dict(), optimizer, schedule)
-    lrs = []
-    for _ in range(17, 40):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    _stepped(old_opt, old, 17)
+    lrs = _resumed_lrs(old_opt, old, schedule, base, 17, 40)
     factor = cosine_with_warmup(40, 4, base, 1e-5)
     assert lrs == pytest.approx([base * factor(s) for s in range(17, 40)], rel=1e-11, abs=0)
 
