@@ -165,15 +165,19 @@ def test_ema_follows_the_formula_by_hand_and_copies_buffers():
 
 
 # --- LR schedule -----------------------------------------------------------------------------
-def _lrs(schedule: ScheduleConfig, base: float) -> list[float]:
-    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
-    scheduler = build_scheduler(optimizer, schedule)
+def _stepped(optimizer, scheduler, steps: int):
+    """The learning rates of ``steps`` optimiser and scheduler steps."""
     lrs = []
-    for _ in range(schedule.iterations):
+    for _ in range(steps):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
     return lrs
+
+
+def _lrs(schedule: ScheduleConfig, base: float) -> list[float]:
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
+    return _stepped(optimizer, build_scheduler(optimizer, schedule), schedule.iterations)
 
 
 def test_torch_schedulers_give_warmup_then_cosine_by_hand():
@@ -193,24 +197,14 @@ def test_torch_schedulers_match_the_closed_form(iterations, warmup, base, min_lr
     assert lrs == pytest.approx([base * factor(s) for s in range(iterations)], rel=1e-11, abs=0)
 
 
-def _resumed_lrs(old_optimizer, old_scheduler, schedule: ScheduleConfig, base: float, start: int, stop: int):
-    """The learning rates of steps ``start..stop-1`` of a run resumed, as the trainer does, from
-    ``old_optimizer`` and ``old_scheduler`` (at step ``start``) with the config's ``schedule``."""
+def _resumed_lrs(old_optimizer, old_scheduler, schedule: ScheduleConfig, base: float, steps: int):
+    """The learning rates of the next ``steps`` steps of a run resumed, as the trainer does, from
+    ``old_optimizer`` and ``old_scheduler`` with the config's ``schedule``."""
     optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
     scheduler = build_scheduler(optimizer, schedule)
     optimizer.load_state_dict(old_optimizer.state_dict())
     scheduler = load_scheduler_state(scheduler, old_scheduler.state_dict(), optimizer, schedule)
-    return _stepped(optimizer, scheduler, stop - start)
-
-
-def _stepped(optimizer, scheduler, steps: int):
-    """The learning rates of ``steps`` optimiser and scheduler steps."""
-    lrs = []
-    for _ in range(steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return lrs
+    return _stepped(optimizer, scheduler, steps)
 
 
 @pytest.mark.parametrize("warmup", [0, 4])
@@ -222,7 +216,7 @@ def test_a_stretched_schedule_resumes_on_the_new_curve(warmup):
     first = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
     scheduler = build_scheduler(first, ScheduleConfig(iterations=30, warmup=warmup, min_lr=min_lr))
     _stepped(first, scheduler, 30)
-    lrs = _resumed_lrs(first, scheduler, ScheduleConfig(iterations=50, warmup=warmup, min_lr=min_lr), base, 30, 50)
+    lrs = _resumed_lrs(first, scheduler, ScheduleConfig(iterations=50, warmup=warmup, min_lr=min_lr), base, 20)
     factor = cosine_with_warmup(50, warmup, base, min_lr)
     assert lrs == pytest.approx([base * factor(s) for s in range(30, 50)], rel=1e-9, abs=0)
     assert lrs[0] > 20 * min_lr and lrs == sorted(lrs, reverse=True)  # halfway down the longer cosine, not at the floor
@@ -233,7 +227,7 @@ def test_an_unchanged_schedule_resumes_from_the_state_exactly():
     optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
     scheduler = build_scheduler(optimizer, schedule)
     _stepped(optimizer, scheduler, 17)
-    resumed = _resumed_lrs(optimizer, scheduler, schedule, 1e-3, 17, 40)
+    resumed = _resumed_lrs(optimizer, scheduler, schedule, 1e-3, 23)
     assert resumed == _stepped(optimizer, scheduler, 23)  # bit for bit
 
 
@@ -242,7 +236,7 @@ def test_a_lambdalr_checkpoint_of_earlier_versions_resumes_on_the_same_curve():
     old_opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=base)
     old = torch.optim.lr_scheduler.LambdaLR(old_opt, cosine_with_warmup(40, 4, base, 1e-5))
     _stepped(old_opt, old, 17)
-    lrs = _resumed_lrs(old_opt, old, schedule, base, 17, 40)
+    lrs = _resumed_lrs(old_opt, old, schedule, base, 23)
     factor = cosine_with_warmup(40, 4, base, 1e-5)
     assert lrs == pytest.approx([base * factor(s) for s in range(17, 40)], rel=1e-11, abs=0)
 
