@@ -13,6 +13,7 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from ..data.io import atomic_file
+from ..devices import keep_freed_memory
 from ..models import DEFAULT_MODEL
 from ..tables import markdown_table
 from .options import add_device_options, add_model_option, add_weights_option, parse_tile
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args.output, jobs)  # before the network is loaded and any image restored
     for problem in problems:
         print(f"moewir: error: {problem.source}: {problem.error}", file=sys.stderr)
+    keep_freed_memory()  # one-shot process: large maps reuse the heap instead of fresh pages
     restorer = load(args.weights or args.model or DEFAULT_MODEL, device=args.device, tile=tile,
                     tile_overlap=args.tile_overlap, half=args.half, model=args.model if args.weights else None)
     outcomes = problems + restore_files(restorer, jobs, overwrite=args.overwrite,
