@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 import statistics
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -24,6 +24,7 @@ from moewir.devices import keep_freed_memory
 from moewir.ops.tiling import tiled_forward
 from moewir.profiling import machine_description
 from moewir.tables import markdown_table
+
 
 def restore_call(size: int, tile: int | None):
     torch.manual_seed(0)

@@ -3,8 +3,11 @@ glibc's own accounting (``mallinfo2().hblkhd``, the bytes held in mmapped blocks
 interpreter so that the test process's allocator is left alone."""
 import ctypes
 import ctypes.util
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +33,6 @@ def _glibc_has_mallinfo2() -> bool:
 
 
 def _probe(mode: str, env: dict | None = None) -> str:
-    import os
     run = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
                          env={**os.environ, **(env or {})})
     return run.stdout.strip()
@@ -44,8 +46,6 @@ def test_large_tensors_come_from_the_heap_after_keep_freed_memory():
 
 
 def test_allocator_bench_runs_both_settings(tmp_path):
-    from pathlib import Path
-    import json
     script = Path(__file__).resolve().parents[1] / "bench" / "allocator.py"
     out = tmp_path / "a.json"
     run = subprocess.run([sys.executable, str(script), "--size", "32", "--rounds", "2", "--threads", "1",

@@ -21,9 +21,10 @@ def keep_freed_memory() -> bool:
 
     By default glibc maps every block above its mmap threshold (at most 32 MiB) afresh from
     the kernel and unmaps it on free, so each large activation of a restore pays its page faults
-    again: on a 2-core x86_64 CPU an untiled 1024² moewirnet-tiny restore took 28.7 s by default
-    and 11.6 s with mmap off (docs/benchmarks.md). The process then keeps its peak memory until
-    it exits, which suits a one-shot ``moewir restore``. Returns False (and changes nothing)
+    again: on a 2-core x86_64 CPU a 1024² moewirnet-tiny restore took 0.76x the time with 512-px
+    tiles and 0.45x untiled (``bench/allocator.py``, docs/benchmarks.md). The process then keeps
+    its peak memory until it exits (9% and 73% more at the peak), which suits a one-shot
+    ``moewir restore``. Returns False (and changes nothing)
     off glibc or when the environment variable ``MOEWIR_MALLOC=system`` is set.
     """
     if os.environ.get(ALLOCATOR_ENV, "").lower() == "system" or not sys.platform.startswith("linux"):
