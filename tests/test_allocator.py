@@ -45,6 +45,29 @@ def test_large_tensors_come_from_the_heap_after_keep_freed_memory():
     assert _probe("keep", {"MOEWIR_MALLOC": "system"}) == "False True"  # the opt-out changes nothing
 
 
+KEPT = r"""
+import sys, torch
+import moewir.inference.memory as memory
+from moewir.devices import keep_freed_memory, kept_heap_bytes
+if sys.argv[1] == "keep":
+    keep_freed_memory()
+memory._available_host_bytes = lambda: 2 ** 30  # the system's share fixed: only the kept heap moves
+before, budget_before = kept_heap_bytes(), memory.memory_budget(torch.device("cpu"))
+big = torch.ones(256 * 2 ** 20 // 4)  # 256 MiB
+del big
+print(kept_heap_bytes() - before >= 256 * 2 ** 20,
+      memory.memory_budget(torch.device("cpu")) - budget_before >= memory.HOST_FRACTION * 256 * 2 ** 20)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and _glibc_has_mallinfo2()), reason="needs glibc >= 2.33")
+def test_auto_tile_budget_counts_the_memory_the_process_keeps():
+    run = lambda mode: subprocess.run([sys.executable, "-c", KEPT, mode], capture_output=True, text=True,
+                                      check=True).stdout.strip()
+    assert run("keep") == "True True"  # the freed 256 MiB stay in the heap, and the budget grows by its share
+    assert run("default") == "False False"  # glibc's default unmaps it: nothing kept, the budget as before
+
+
 def test_allocator_bench_runs_both_settings(tmp_path):
     script = Path(__file__).resolve().parents[1] / "bench" / "allocator.py"
     out = tmp_path / "a.json"

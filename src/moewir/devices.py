@@ -9,11 +9,27 @@ import sys
 
 import torch
 
-__all__ = ["resolve_device", "keep_freed_memory", "ALLOCATOR_ENV"]
+__all__ = ["resolve_device", "keep_freed_memory", "kept_heap_bytes", "ALLOCATOR_ENV"]
 
 #: Set to ``system`` to leave glibc's allocator as it is (see :func:`keep_freed_memory`).
 ALLOCATOR_ENV = "MOEWIR_MALLOC"
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters (glibc malloc.h)
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (malloc.h, glibc >= 2.33): every field a ``size_t``."""
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+
+def _libc():
+    """glibc's C library, or None off Linux or where it cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def keep_freed_memory() -> bool:
@@ -27,14 +43,26 @@ def keep_freed_memory() -> bool:
     ``moewir restore``. Returns False (and changes nothing)
     off glibc or when the environment variable ``MOEWIR_MALLOC=system`` is set.
     """
-    if os.environ.get(ALLOCATOR_ENV, "").lower() == "system" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)  # musl has none
+    if os.environ.get(ALLOCATOR_ENV, "").lower() == "system" or mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
+def kept_heap_bytes() -> int:
+    """Bytes freed inside this process that glibc keeps for reuse (``mallinfo2().fordblks``).
+
+    The operating system's ``MemAvailable`` does not count them, yet the next tensor can take
+    them: after :func:`keep_freed_memory` a restore keeps its peak (hundreds of MiB to GiB), so
+    ``tile="auto"`` adds them to its budget (:mod:`moewir.inference.memory`). 0 where glibc's
+    ``mallinfo2`` is missing (not glibc, or glibc older than 2.33).
+    """
+    mallinfo2 = getattr(_libc(), "mallinfo2", None)
+    if mallinfo2 is None:
+        return 0
+    mallinfo2.restype = _MallInfo2
+    return int(mallinfo2().fordblks)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -11,10 +11,12 @@ members: activation memory is proportional to the width. Any other network gets
 
 The budget is, on CUDA, a fraction of the device's free memory (plus what PyTorch holds cached
 but unused) and elsewhere a fraction of the memory the operating system reports as available
-(``MemAvailable`` in ``/proc/meminfo``, else free pages from ``os.sysconf``): another program
-may need memory while a long image restores. If the whole image fits the budget it is restored
-in one pass; otherwise in the largest tiles (multiples of 8, at most ``max_tile``) that fit,
-cut by the even plan of :mod:`moewir.ops.tiling`.
+(``MemAvailable`` in ``/proc/meminfo``, else free pages from ``os.sysconf``) plus the memory
+this process has freed and its allocator keeps for reuse (:func:`moewir.devices.kept_heap_bytes`,
+which ``MemAvailable`` does not count): another program may need memory while a long image
+restores. If the whole image fits the budget it is restored in one pass; otherwise in the
+largest tiles (multiples of 8, at most ``max_tile``) that fit, cut by the even plan of
+:mod:`moewir.ops.tiling`.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import os
 import torch
 from torch import nn
 
+from ..devices import kept_heap_bytes
 from ..models import model_spec
 
 __all__ = ["BYTES_PER_PIXEL", "UNKNOWN_BYTES_PER_PIXEL", "bytes_per_pixel", "memory_budget", "auto_tile"]
@@ -70,7 +73,7 @@ def memory_budget(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return int(CUDA_FRACTION * (free + cached))
-    return int(HOST_FRACTION * _available_host_bytes())  # CPU; MPS shares host memory
+    return int(HOST_FRACTION * (_available_host_bytes() + kept_heap_bytes()))  # CPU; MPS shares host memory
 
 
 def auto_tile(network: nn.Module, shape: tuple[int, ...], device: torch.device, overlap: int = 32,
