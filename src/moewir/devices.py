@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -22,8 +23,10 @@ class _MallInfo2(ctypes.Structure):
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 
 
+@functools.cache
 def _libc():
-    """glibc's C library, or None off Linux or where it cannot be loaded."""
+    """glibc's C library, or None off Linux or where it cannot be loaded (found once: on Linux
+    ``find_library`` runs ``ldconfig``, and ``tile="auto"`` asks for every image)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
