@@ -229,6 +229,36 @@ def test_half_precision_stays_close_to_float(weights):
     assert 10 * torch.log10(1 / ((full - half) ** 2).mean()) > 30
 
 
+def test_self_ensemble_averages_the_eight_symmetries():
+    """Against numpy's rot90/fliplr: each of the 8 views restored, turned back, averaged; on a
+    non-square image, tiled, with a network that is not flip-equivariant (so it changes things)."""
+    torch.manual_seed(0)
+    net = LocalConv().eval()
+    image = np.random.default_rng(1).random((45, 70, 3), np.float32)
+    views = []
+    for flip in (False, True):
+        for turns in range(4):
+            view = np.rot90(np.fliplr(image) if flip else image, turns)
+            with torch.no_grad():
+                out = net(torch.from_numpy(view.copy()).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+            back = np.rot90(out, -turns)
+            views.append(np.fliplr(back) if flip else back)
+    reference = np.clip(np.mean(views, axis=0), 0, 1)
+    ensembled = Restorer(net, device="cpu", tile=40, tile_overlap=16, self_ensemble=True).restore(image)
+    np.testing.assert_allclose(ensembled, reference, atol=1e-5)
+    single = Restorer(net, device="cpu", tile=None).restore(image)
+    assert np.abs(single - ensembled).max() > 1e-3
+
+
+def test_cli_self_ensemble_restores(weights, tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    for flag, out in (([], "one"), (["--self-ensemble"], "eight")):
+        assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / out), "--weights", str(weights),
+                     "--no-progress", "--device", "cpu", *flag]) == 0
+    one, eight = (read_image(tmp_path / d / "a.png") for d in ("one", "eight"))
+    assert one.shape == eight.shape == (24, 40, 3) and not np.array_equal(one, eight)
+
+
 def test_load_errors_are_clear(weights, tmp_path):
     with pytest.raises(ValueError, match="neither a weights file nor a registered model"):
         moewir.load(tmp_path / "nothing")

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         models["input"] = lambda image: image
     for label, path in zip(_labels(paths, args.labels), paths):
         restorer = load(path, device=args.device, tile=tile, tile_overlap=args.tile_overlap,
-                        half=args.half)
+                        half=args.half, self_ensemble=args.self_ensemble)
         models[label] = restorer.restore
 
     drawn: dict[str, int] = {}

@@ -80,6 +80,8 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
     add_device_option(parser)
     parser.add_argument("--half", action="store_true",
                         help="half precision: float16 autocast on CUDA/MPS, bfloat16 on the CPU")
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="average the restorations of the 8 flips and quarter turns (8x the time)")
 
 
 def parse_tile(text: str) -> int | str | None:

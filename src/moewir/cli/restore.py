@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"moewir: error: {problem.source}: {problem.error}", file=sys.stderr)
     keep_freed_memory()  # one-shot process: large maps reuse the heap instead of fresh pages
     restorer = load(args.weights or args.model or DEFAULT_MODEL, device=args.device, tile=tile,
-                    tile_overlap=args.tile_overlap, half=args.half, model=args.model if args.weights else None)
+                    tile_overlap=args.tile_overlap, half=args.half, model=args.model if args.weights else None,
+                    self_ensemble=args.self_ensemble)
     outcomes = problems + restore_files(restorer, jobs, overwrite=args.overwrite,
                                         max_pixels=int(args.max_megapixels * 1e6), progress=not args.no_progress,
                                         report=lambda line: tqdm.write(line, file=sys.stderr),

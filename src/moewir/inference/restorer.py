@@ -20,7 +20,7 @@ from ..models import build_from_weights, create_model, list_models, model_spec
 from ..ops.tiling import check_tiling, tiled_forward
 from .memory import auto_tile
 
-__all__ = ["Restorer", "load"]
+__all__ = ["Restorer", "load", "dihedral"]
 
 
 class Restorer:
@@ -30,17 +30,21 @@ class Restorer:
     pass; ``tile="auto"`` restores in one pass when the image fits ``memory_budget`` bytes,
     by default a share of the free memory, and otherwise in the largest tiles up to 512 px that
     fit: :mod:`moewir.inference.memory`); ``half`` runs under autocast: float16 on CUDA and
-    MPS, bfloat16 on the CPU.
+    MPS, bfloat16 on the CPU. ``self_ensemble`` restores the eight flips and quarter turns of the
+    image and averages them, turned back (:func:`dihedral`): 8x the time, for a little more
+    fidelity (``docs/inference.md``).
     """
 
     def __init__(self, network: nn.Module, device: str | torch.device = "auto", tile: int | str | None = 512,
-                 tile_overlap: int = 32, half: bool = False, memory_budget: int | None = None):
+                 tile_overlap: int = 32, half: bool = False, memory_budget: int | None = None,
+                 self_ensemble: bool = False):
         tile = check_tile(tile)
         check_tiling(512 if tile == "auto" else tile, tile_overlap)
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.network = network.to(self.device).eval()
         self.tile, self.tile_overlap, self.half = tile, tile_overlap, half
         self.memory_budget = memory_budget
+        self.self_ensemble = self_ensemble
 
     def tile_for(self, shape: tuple[int, ...]) -> int | None:
         """The tile a ``(B, C, H, W)`` batch is restored with (``None``: one pass; always for a
@@ -73,9 +77,16 @@ class Restorer:
         x = batched.to(self.device, torch.float32)
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.half):
-            out = tiled_forward(self.network, x, tile=self.tile_for(tuple(x.shape)), overlap=self.tile_overlap)
+            if self.self_ensemble:
+                out = sum(dihedral(self._forward(dihedral(x, turns, flip).contiguous()).float(), turns, flip,
+                                   inverse=True) for turns in range(4) for flip in (False, True)) / 8
+            else:
+                out = self._forward(x)
         out = out.float().clamp_(0, 1).to(image.device)
         return out if image.ndim == 4 else out[0]
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tiled_forward(self.network, x, tile=self.tile_for(tuple(x.shape)), overlap=self.tile_overlap)
 
     def restore(self, image):
         """Restore one image given as a numpy array or a PIL image; returns the same kind.
@@ -103,6 +114,15 @@ class Restorer:
         if alpha is not None:
             out.putalpha(alpha)
         return out
+
+
+def dihedral(x: torch.Tensor, turns: int, flip: bool, inverse: bool = False) -> torch.Tensor:
+    """One of the eight symmetries of the square on the last two dims of ``x``: a left-right flip
+    (if ``flip``), then ``turns`` quarter turns anticlockwise; ``inverse=True`` undoes it."""
+    if inverse:
+        x = torch.rot90(x, -turns, dims=(-2, -1))
+        return x.flip(-1) if flip else x
+    return torch.rot90(x.flip(-1) if flip else x, turns, dims=(-2, -1))
 
 
 def check_tile(tile: int | str | None) -> int | str | None:
@@ -136,12 +156,13 @@ def _split_array(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]
 
 def load(source: str | Path, device: str = "auto", tile: int | str | None = 512, tile_overlap: int = 32,
          half: bool = False, model: str | None = None, pretrained: bool = True,
-         memory_budget: int | None = None) -> Restorer:
+         memory_budget: int | None = None, self_ensemble: bool = False) -> Restorer:
     """A :class:`Restorer` from a weights file or a registered model name.
 
     ``source`` is a ``.safetensors`` file written by the trainer, or a model name: its shipped
     weights are loaded, or, with ``pretrained=False``, the network is left randomly initialised
-    (for profiling, export and tests, not for restoring photos).
+    (for profiling, export and tests, not for restoring photos). The other arguments are
+    :class:`Restorer`'s.
     """
     path = Path(source)
     if path.suffix == ".safetensors" or path.exists():
@@ -152,4 +173,4 @@ def load(source: str | Path, device: str = "auto", tile: int | str | None = 512,
         raise ValueError(f"{source}: neither a weights file nor a registered model "
                          f"({', '.join(list_models())})")
     return Restorer(network, device=device, tile=tile, tile_overlap=tile_overlap, half=half,
-                    memory_budget=memory_budget)
+                    memory_budget=memory_budget, self_ensemble=self_ensemble)
