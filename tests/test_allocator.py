@@ -55,8 +55,10 @@ memory._available_host_bytes = lambda: 2 ** 30  # the system's share fixed: only
 before, budget_before = kept_heap_bytes(), memory.memory_budget(torch.device("cpu"))
 big = torch.ones(256 * 2 ** 20 // 4)  # 256 MiB
 del big
-print(kept_heap_bytes() - before >= 256 * 2 ** 20,
-      memory.memory_budget(torch.device("cpu")) - budget_before >= memory.HOST_FRACTION * 256 * 2 ** 20)
+# 90%: the interpreter's own small allocations between the two readings may take some of the
+# free bytes counted before (a few hundred KiB, depending on the heap's layout)
+print(kept_heap_bytes() - before >= 0.9 * 256 * 2 ** 20,
+      memory.memory_budget(torch.device("cpu")) - budget_before >= memory.HOST_FRACTION * 0.9 * 256 * 2 ** 20)
 """
 
 
