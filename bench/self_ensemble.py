@@ -9,15 +9,15 @@ and the seconds each took (both ways in one process, one after the other).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import moewir
 from moewir.data import PairedImages
 from moewir.data.layouts import discover
-from moewir.evaluation.report import AVERAGE, aggregate
+from moewir.evaluation.report import AVERAGE, aggregate, write_json
 from moewir.evaluation.runner import evaluate_tensors, fidelity_metrics
+from moewir.tables import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,16 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"model": source, "self_ensemble": ensemble, "seconds": round(seconds, 1),
                             "psnr": {t: round(v, 3) for t, v in psnr.items()}})
             print(f"{source} self_ensemble={ensemble}: {seconds:.0f} s", file=sys.stderr, flush=True)
-    names = [t for t in sorted(tasks)] + [AVERAGE]
-    print("| model | self-ensemble | " + " | ".join(names) + " | seconds |")
-    print("|---|---|" + "---:|" * (len(names) + 1))
-    for r in results:
-        print(f"| {r['model']} | {'x8' if r['self_ensemble'] else 'no'} | "
-              + " | ".join(f"{r['psnr'][t]:.2f}" for t in names) + f" | {r['seconds']:.0f} |")
+    names = [*sorted(tasks), AVERAGE]
+    print(markdown_table(["model", "self-ensemble", *names, "seconds"],
+                         [[r["model"], "x8" if r["self_ensemble"] else "no", *(f"{r['psnr'][t]:.2f}" for t in names),
+                           f"{r['seconds']:.0f}"] for r in results], align="ll" + "r" * (len(names) + 1)))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"data": args.data, "center_crop": 256, "convention": "Y, crop 0", "results": results}, f,
-                      indent=1)
+        write_json(args.json, {"data": args.data, "center_crop": 256, "convention": "Y, crop 0", "results": results})
     return 0
 
 
