@@ -188,3 +188,49 @@ def test_a_gated_network_round_trips_through_its_weights_file(tmp_path):
     x = torch.rand(2, 3, 24, 32)
     with torch.no_grad():
         assert torch.equal(back(x), net(x))
+
+
+@pytest.mark.parametrize("name", ["moewirnet-tiny", "restormer-tiny"])
+def test_the_dcp_prior_starts_unused_and_feeds_the_dark_channel_priors_image(name):
+    from moewir.models.dcp import DCPConfig, DarkChannelPrior
+    torch.manual_seed(0)
+    plain = moewir.create_model(name).eval()
+    with_prior = moewir.create_model(name, prior="dcp").eval()
+    assert with_prior.embed.weight.shape[1] == 6 and not with_prior.embed.weight[:, 3:].any()
+    state = plain.state_dict()
+    state["embed.weight"] = torch.cat([state["embed.weight"], torch.zeros_like(state["embed.weight"])], dim=1)
+    with_prior.load_state_dict(state)
+    x = torch.rand(2, 3, 32, 40) * 0.6 + 0.3  # a veiled, low-contrast image
+    with torch.no_grad():
+        assert torch.equal(with_prior(x), plain(x))  # zero weights: the same network
+        # the image's weights moved onto the prior's channels: the network sees only DCP(I)
+        weight = with_prior.embed.weight.clone()
+        with_prior.embed.weight.copy_(torch.cat([torch.zeros_like(weight[:, :3]), weight[:, :3]], dim=1))
+        dehazed = DarkChannelPrior(DCPConfig())(x).clamp(0, 1)
+        expected = plain(dehazed) - dehazed + x  # the same features, the global residual on I
+        torch.testing.assert_close(with_prior(x), expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(dehazed, x, atol=0.05)
+
+
+def test_an_unknown_prior_is_a_clear_error():
+    with pytest.raises(ValueError, match="prior must be one of none, dcp, got 'fog'"):
+        moewir.create_model("moewirnet-tiny", prior="fog")
+
+
+def test_weights_without_a_prior_load_into_a_network_with_one(tmp_path):
+    from moewir.models import build_from_weights, save_weights
+    torch.manual_seed(0)
+    net = moewir.create_model("restormer-tiny").eval()
+    save_weights(tmp_path / "plain.safetensors", net)
+    widened = build_from_weights(tmp_path / "plain.safetensors", overrides={"prior": "dcp"}).eval()
+    assert widened.config.prior == "dcp" and widened.embed.weight.shape[1] == 6
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        assert torch.equal(widened(x), net(x))
+        widened.embed.weight[:, 3:].normal_(std=0.1)
+    save_weights(tmp_path / "prior.safetensors", widened)
+    back = build_from_weights(tmp_path / "prior.safetensors").eval()
+    with torch.no_grad():
+        assert back.config.prior == "dcp" and torch.equal(back(x), widened(x))
+    with pytest.raises(ValueError, match="prior.safetensors: weights do not fit the model"):
+        build_from_weights(tmp_path / "prior.safetensors", overrides={"prior": "none"})

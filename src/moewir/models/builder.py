@@ -149,7 +149,8 @@ def build_from_weights(path: str | Path, model: str | None = None,
 
     The architecture comes from the file's ``model_name`` / ``model_config`` metadata; ``model``
     (a registered name, built with its default config) is needed only for files without it.
-    ``overrides`` replace recorded config fields (those that leave the weights' shapes alone).
+    ``overrides`` replace recorded config fields (those that leave the weights' shapes alone, and
+    ``prior``: a file without one gets zero weights for the prior's input channels).
     An official Restormer or PromptIR release names its family itself (``model`` then picks a
     size of that family; by default the release's, ``restormer`` / ``promptir``).
     """
@@ -165,12 +166,32 @@ def build_from_weights(path: str | Path, model: str | None = None,
                          f"pass the model name (one of {', '.join(list_models())})")
     if model and meta.get("model_name") and model != meta["model_name"]:
         raise ValueError(f"{path}: holds {meta['model_name']!r} weights, not {model!r}")
-    config = {**_recorded(path, name, meta.get("model_config")), **(overrides or {})}
+    recorded = _recorded(path, name, meta.get("model_config"))
+    config = {**recorded, **(overrides or {})}
     skeleton = _skeleton(path, name, config, "its model_config")
-    check_fit(path, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes(path))
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    # a file trained without a prior, built with one: its embedding gets the prior's input channels
+    widen = recorded.get("prior", "none") == "none" and config.get("prior", "none") != "none"
+    shapes = stored_shapes(path)
+    check_fit(path, expected, _with_prior_channels(shapes, expected) if widen else shapes)
+    tensors = read_tensors(path)
+    if widen:
+        weight = tensors["embed.weight"]
+        extra = weight.new_zeros(weight.shape[0], expected["embed.weight"][1] - weight.shape[1], *weight.shape[2:])
+        tensors["embed.weight"] = torch.cat([weight, extra], dim=1)  # zeros: the prior starts unused
     network = build_model(name, **config)
-    load_weights(path, network)
+    network.load_state_dict(tensors)
     return network
+
+
+def _with_prior_channels(shapes: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+                         ) -> dict[str, tuple[int, ...]]:
+    """``shapes`` of a file without a prior as they are once its embedding takes the prior's
+    channels too (only where the embedding has fewer input channels and is otherwise alike)."""
+    have, want = shapes.get("embed.weight"), expected.get("embed.weight")
+    if have is None or want is None or len(have) != 4 or have[1] >= want[1] or have[:1] + have[2:] != want[:1] + want[2:]:
+        return shapes  # check_fit names the misfit
+    return {**shapes, "embed.weight": want}
 
 
 def _skeleton(path: Path, name: str, config: dict[str, Any], what: str) -> nn.Module:

@@ -62,6 +62,9 @@ class MoEWIRNetConfig:
     #: Scale the residual per image by a gate read from the bottleneck, ``I + g * H_refine``
     #: (not in the paper; ``models/unet.py``, measured in docs/benchmarks.md "Raindrop").
     residual_gate: bool = False
+    #: Extra input channels from a classical method: ``none`` or ``dcp`` (the dark channel
+    #: prior's dehazed image; not in the paper; ``models/unet.py``, docs/architecture.md).
+    prior: str = "none"
     #: Apply the paper's per-pixel ``Linear`` before the split conv. Two stacked linear maps
     #: equal one, so ``False`` drops it (an ablation; saves ``C^2`` MACs per pixel per block).
     input_linear: bool = True
@@ -206,7 +209,7 @@ class MoEWIRNet(EncoderDecoder):
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
                          config.heads, config.in_channels, config.out_channels, config.zero_init_output,
-                         residual_gate=config.residual_gate)
+                         residual_gate=config.residual_gate, prior=config.prior)
         self.config = config
 
 

@@ -37,6 +37,7 @@ class RestormerConfig:
     zero_init_output: bool = False  # start as the identity (see MoEWIRNetConfig)
     residual_gate: bool = False  # a per-image gate on the residual (see MoEWIRNetConfig)
     layer_norm: str = "with_bias"  # one of LAYER_NORMS
+    prior: str = "none"  # extra input channels from a classical method (see MoEWIRNetConfig)
 
     def __post_init__(self):
         check_layer_norm(self.layer_norm)
@@ -68,7 +69,7 @@ class Restormer(EncoderDecoder):
 
         super().__init__(make_block, config.dim, config.num_blocks, config.num_refinement_blocks,
                          config.heads, config.in_channels, config.out_channels, config.zero_init_output,
-                         residual_gate=config.residual_gate)
+                         residual_gate=config.residual_gate, prior=config.prior)
         self.config = config
 
 

@@ -13,6 +13,12 @@ from the bottleneck, ``I_hat = I + g * H_refine(F_dec^1)`` with ``g = sigmoid(w 
 a global switch a convolutional decoder lacks, so a network that cannot yet remove raindrops can
 leave those images alone while it corrects hazy ones (docs/benchmarks.md, "Raindrop").
 
+Optionally (``prior="dcp"``; in neither paper) the dark channel prior's dehazed image is computed
+from the input and given to the embedding as three more channels, ``F_0 = H_embed([I, DCP(I)])``
+(:class:`PriorInput`): a global estimate of the airlight and transmission that a network trained
+on small patches cannot compute itself. Its embedding weights start at zero, so the network starts
+as the same network without the prior (and a file trained without it loads with zeros there).
+
 They differ only in their transformer block, which a network passes in as ``make_block``.
 PromptIR (Potlapalli et al. 2023) is the same skeleton with a module between the decoder
 levels, applied to the feature coming up from the level below before it is upsampled
@@ -26,9 +32,11 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from .dcp import DCPConfig, DarkChannelPrior
 from .layers import Downsample, Upsample, pad_to_multiple
 
-__all__ = ["EncoderDecoder", "ResidualGate", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS", "level_widths"]
+__all__ = ["EncoderDecoder", "ResidualGate", "PriorInput", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS",
+           "PRIORS", "level_widths"]
 
 #: Stage names passed to the block factory, in forward order.
 STAGES = ("encoder", "bottleneck", "decoder", "refinement")
@@ -44,6 +52,8 @@ BridgeFactory = Callable[[int, int], tuple[nn.Module, int]]
 
 LEVELS = 4
 _MULTIPLE = 2 ** (LEVELS - 1)
+#: ``prior`` options: ``none``, or ``dcp`` (the dark channel prior's output as extra input channels).
+PRIORS = ("none", "dcp")
 
 
 def level_widths(dim: int) -> list[int]:
@@ -55,8 +65,11 @@ class EncoderDecoder(nn.Module):
     def __init__(self, make_block: BlockFactory, dim: int, num_blocks: Sequence[int],
                  num_refinement_blocks: int, heads: Sequence[int], in_channels: int = 3,
                  out_channels: int = 3, zero_init_output: bool = False,
-                 make_bridge: BridgeFactory | None = None, residual_gate: bool = False):
+                 make_bridge: BridgeFactory | None = None, residual_gate: bool = False,
+                 prior: str = "none"):
         super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if len(num_blocks) != LEVELS or len(heads) != LEVELS:
             raise ValueError(f"num_blocks and heads need {LEVELS} entries (one per level), "
                              f"got {list(num_blocks)} and {list(heads)}")
@@ -70,7 +83,12 @@ class EncoderDecoder(nn.Module):
             return nn.Sequential(*[make_block(width, head, stage, i) for i in range(n)])
 
         widths = level_widths(dim)
-        self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
+        self.prior = PriorInput(in_channels) if prior == "dcp" else None
+        extra = self.prior.channels if self.prior is not None else 0
+        self.embed = nn.Conv2d(in_channels + extra, dim, 3, padding=1, bias=False)
+        if extra:  # the prior's channels start unused: the network starts as it is without them
+            with torch.no_grad():
+                self.embed.weight[:, in_channels:] = 0
         self.encoders = nn.ModuleList(
             level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(LEVELS - 1))
         self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(LEVELS - 1))
@@ -107,7 +125,7 @@ class EncoderDecoder(nn.Module):
             raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
         h, w = image.shape[-2:]
         x = pad_to_multiple(image, _MULTIPLE, mode="reflect")
-        feat = self.embed(x)
+        feat = self.embed(x if self.prior is None else torch.cat([x, self.prior(x)], dim=1))
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             feat = encoder(feat)
@@ -139,3 +157,22 @@ class ResidualGate(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         pooled = features.mean(dim=(2, 3))  # (B, C)
         return torch.sigmoid(self.linear(pooled)).reshape(-1, 1, 1, 1)
+
+
+class PriorInput(nn.Module):
+    """``DCP(I)`` clamped to ``[0, 1]``, ``(B, 3, H, W)``: the dark channel prior's dehazed image
+    (:mod:`moewir.models.dcp`, default parameters) of the network's input, as extra channels for
+    the embedding. It learns nothing and passes no gradient to the image. It is computed on what
+    the network sees, so on each tile of a tiled restore (each with its own airlight)."""
+
+    channels = 3
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        if in_channels != 3:
+            raise ValueError(f"prior='dcp' needs RGB input (in_channels=3), got in_channels={in_channels}")
+        self.dcp = DarkChannelPrior(DCPConfig())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.dcp(image.float()).clamp(0, 1).to(image.dtype)
