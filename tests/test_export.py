@@ -52,10 +52,14 @@ export_onnx(network, sys.argv[2], example_size=(int(sys.argv[3]), int(sys.argv[4
 """
 
 
-def _weights(folder: Path, name: str) -> Path:
+def _weights(folder: Path, name: str, **config) -> Path:
     torch.manual_seed(0)
     path = folder / f"{name}.safetensors"
-    save_weights(path, create_model(name))
+    network = create_model(name, **config)
+    if "prior" in config:  # the prior's input channels start at zero: give them weight
+        with torch.no_grad():
+            network.embed.weight[:, 3:].normal_(0, 0.1)
+    save_weights(path, network)
     return path
 
 
@@ -85,9 +89,10 @@ def moewirnet_child(tmp_path_factory):
 @pytest.fixture(scope="module")
 def restormer_cli(tmp_path_factory):
     """``moewir export --weights restormer-tiny.safetensors --onnx ... --check`` through
-    ``main``: exit code, stdout, output, network."""
+    ``main``: exit code, stdout, output, network. With the dark channel prior as input, so its
+    airlight search and guided filter export too (at sizes other than the traced one)."""
     folder = tmp_path_factory.mktemp("restormer")
-    weights = _weights(folder, "restormer-tiny")
+    weights = _weights(folder, "restormer-tiny", prior="dcp")
     out = folder / "out" / "restormer-tiny.onnx"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):

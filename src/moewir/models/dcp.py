@@ -21,6 +21,7 @@ smoothed by a guided filter with the grey image as guide (radius ``guided_radius
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn as nn
@@ -60,7 +61,9 @@ def estimate_airlight(image: torch.Tensor, dark: torch.Tensor, top_fraction: flo
     """``(B, 3)``: per image, the colour of the highest-intensity (RGB mean) pixel among the
     ``top_fraction`` of pixels (at least one) whose dark channel is brightest."""
     b, c, h, w = image.shape
-    count = max(1, round(top_fraction * h * w))
+    # round(top_fraction * h * w) in integers (halves up), so an exported graph keeps h, w symbolic
+    share = Fraction(top_fraction).limit_denominator(1_000_000)
+    count = torch.sym_max(1, (h * w * share.numerator + share.denominator // 2) // share.denominator)
     top = dark.reshape(b, h * w).topk(count, dim=1).indices                      # (B, count)
     pixels = image.reshape(b, c, h * w).gather(2, top[:, None].expand(b, c, count))  # (B, C, count)
     brightest = pixels.mean(dim=1).argmax(dim=1)                                  # (B,)
