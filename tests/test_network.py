@@ -234,3 +234,27 @@ def test_weights_without_a_prior_load_into_a_network_with_one(tmp_path):
         assert back.config.prior == "dcp" and torch.equal(back(x), widened(x))
     with pytest.raises(ValueError, match="prior.safetensors: weights do not fit the model"):
         build_from_weights(tmp_path / "prior.safetensors", overrides={"prior": "none"})
+
+
+def test_a_tiled_restore_gives_every_tile_the_whole_photos_prior():
+    """The restorer computes DCP(I) once on the whole photo (one airlight) and crops it with each
+    tile; a tile that computed its own would see another airlight (a bright corner here)."""
+    from moewir.inference import Restorer
+    from moewir.models.dcp import DCPConfig, DarkChannelPrior
+    from moewir.ops.tiling import tiled_forward
+
+    torch.manual_seed(0)
+    network = moewir.create_model("restormer-tiny", prior="dcp").eval()
+    with torch.no_grad():
+        network.embed.weight[:, 3:].normal_(0, 0.2)
+    image = 0.3 + 0.4 * torch.rand(1, 3, 96, 120)
+    image[..., :24, :24] = 0.98  # the photo's haziest spot: only the top-left tiles see it
+    whole = DarkChannelPrior(DCPConfig())(image).clamp(0, 1)
+    with torch.no_grad():
+        expected = tiled_forward(lambda both: network(both[:, :3], prior=both[:, 3:]),
+                                 torch.cat([image, whole], dim=1), tile=64, overlap=16)
+        per_tile = tiled_forward(network, image, tile=64, overlap=16)
+        torch.testing.assert_close(network(image, prior=whole), network(image))  # the default prior
+    got = Restorer(network, device="cpu", tile=64, tile_overlap=16).restore_tensor(image)
+    torch.testing.assert_close(got, expected.clamp(0, 1))
+    assert (got - per_tile.clamp(0, 1)).abs().max() > 1e-3  # per-tile priors would differ

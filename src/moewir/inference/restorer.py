@@ -86,7 +86,14 @@ class Restorer:
         return out if image.ndim == 4 else out[0]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return tiled_forward(self.network, x, tile=self.tile_for(tuple(x.shape)), overlap=self.tile_overlap)
+        tile = self.tile_for(tuple(x.shape))
+        prior = getattr(self.network, "prior", None)
+        if prior is None or tile is None:
+            return tiled_forward(self.network, x, tile=tile, overlap=self.tile_overlap)
+        # a prior that looks at the whole photo (dcp's airlight): computed once, cropped with each tile
+        c = x.shape[1]
+        return tiled_forward(lambda both: self.network(both[:, :c], prior=both[:, c:]),
+                             torch.cat([x, prior(x)], dim=1), tile=tile, overlap=self.tile_overlap)
 
     def restore(self, image):
         """Restore one image given as a numpy array or a PIL image; returns the same kind.

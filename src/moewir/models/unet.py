@@ -120,12 +120,18 @@ class EncoderDecoder(nn.Module):
             nn.init.zeros_(self.output.weight)
         self.gate = ResidualGate(widths[-1]) if residual_gate else None
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """``image`` ``(B, C, H, W)`` -> restored. ``prior``: the prior's channels for this image,
+        computed elsewhere (the restorer computes them on the whole photo and passes each tile its
+        crop); by default ``self.prior(image)``. Ignored by a network without a prior."""
         if image.ndim != 4:
             raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
         h, w = image.shape[-2:]
+        if self.prior is not None:
+            image = torch.cat([image, self.prior(image) if prior is None else prior], dim=1)
         x = pad_to_multiple(image, _MULTIPLE, mode="reflect")
-        feat = self.embed(x if self.prior is None else torch.cat([x, self.prior(x)], dim=1))
+        feat = self.embed(x)
+        x = x[:, :self.output.out_channels]  # the image, without the prior's channels
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             feat = encoder(feat)
@@ -162,8 +168,9 @@ class ResidualGate(nn.Module):
 class PriorInput(nn.Module):
     """``DCP(I)`` clamped to ``[0, 1]``, ``(B, 3, H, W)``: the dark channel prior's dehazed image
     (:mod:`moewir.models.dcp`, default parameters) of the network's input, as extra channels for
-    the embedding. It learns nothing and passes no gradient to the image. It is computed on what
-    the network sees, so on each tile of a tiled restore (each with its own airlight)."""
+    the embedding. It learns nothing and passes no gradient to the image. The network computes it
+    on what it is given; :class:`moewir.Restorer` computes it once on the whole photo and gives
+    each tile its crop, so every tile sees the photo's one airlight."""
 
     channels = 3
 
