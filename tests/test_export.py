@@ -56,9 +56,9 @@ def _weights(folder: Path, name: str, **config) -> Path:
     torch.manual_seed(0)
     path = folder / f"{name}.safetensors"
     network = create_model(name, **config)
-    if "prior" in config:  # the prior's input channels start at zero: give them weight
+    if "prior" in config:  # the prior's embedding starts at zero: give it weight
         with torch.no_grad():
-            network.embed.weight[:, 3:].normal_(0, 0.1)
+            network.prior_embed.weight.normal_(0, 0.1)
     save_weights(path, network)
     return path
 

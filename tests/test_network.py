@@ -196,16 +196,16 @@ def test_the_dcp_prior_starts_unused_and_feeds_the_dark_channel_priors_image(nam
     torch.manual_seed(0)
     plain = moewir.create_model(name).eval()
     with_prior = moewir.create_model(name, prior="dcp").eval()
-    assert with_prior.embed.weight.shape[1] == 6 and not with_prior.embed.weight[:, 3:].any()
-    state = plain.state_dict()
-    state["embed.weight"] = torch.cat([state["embed.weight"], torch.zeros_like(state["embed.weight"])], dim=1)
-    with_prior.load_state_dict(state)
+    assert with_prior.prior_embed.weight.shape == plain.embed.weight.shape
+    assert not with_prior.prior_embed.weight.any()
+    missing, unexpected = with_prior.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["prior_embed.weight"] and not unexpected
     x = torch.rand(2, 3, 32, 40) * 0.6 + 0.3  # a veiled, low-contrast image
     with torch.no_grad():
         assert torch.equal(with_prior(x), plain(x))  # zero weights: the same network
-        # the image's weights moved onto the prior's channels: the network sees only DCP(I)
-        weight = with_prior.embed.weight.clone()
-        with_prior.embed.weight.copy_(torch.cat([torch.zeros_like(weight[:, :3]), weight[:, :3]], dim=1))
+        # the image's embedding moved onto the prior's: the network sees only DCP(I)
+        with_prior.prior_embed.weight.copy_(with_prior.embed.weight)
+        with_prior.embed.weight.zero_()
         dehazed = DarkChannelPrior(DCPConfig())(x).clamp(0, 1)
         expected = plain(dehazed) - dehazed + x  # the same features, the global residual on I
         torch.testing.assert_close(with_prior(x), expected, rtol=1e-4, atol=1e-5)
@@ -223,11 +223,11 @@ def test_weights_without_a_prior_load_into_a_network_with_one(tmp_path):
     net = moewir.create_model("restormer-tiny").eval()
     save_weights(tmp_path / "plain.safetensors", net)
     widened = build_from_weights(tmp_path / "plain.safetensors", overrides={"prior": "dcp"}).eval()
-    assert widened.config.prior == "dcp" and widened.embed.weight.shape[1] == 6
+    assert widened.config.prior == "dcp" and not widened.prior_embed.weight.any()
     x = torch.rand(1, 3, 24, 32)
     with torch.no_grad():
         assert torch.equal(widened(x), net(x))
-        widened.embed.weight[:, 3:].normal_(std=0.1)
+        widened.prior_embed.weight.normal_(std=0.1)
     save_weights(tmp_path / "prior.safetensors", widened)
     back = build_from_weights(tmp_path / "prior.safetensors").eval()
     with torch.no_grad():
@@ -246,7 +246,7 @@ def test_a_tiled_restore_gives_every_tile_the_whole_photos_prior():
     torch.manual_seed(0)
     network = moewir.create_model("restormer-tiny", prior="dcp").eval()
     with torch.no_grad():
-        network.embed.weight[:, 3:].normal_(0, 0.2)
+        network.prior_embed.weight.normal_(0, 0.2)
     image = 0.3 + 0.4 * torch.rand(1, 3, 96, 120)
     image[..., :24, :24] = 0.98  # the photo's haziest spot: only the top-left tiles see it
     whole = DarkChannelPrior(DCPConfig())(image).clamp(0, 1)

@@ -119,6 +119,8 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
 #: web page use when none are named: the best mean on the model card's held-out photos
 #: (``docs/model_card.md``: restormer-tiny-matched 28.07 dB, moewirnet-tiny 27.17, input 25.12).
 DEFAULT_MODEL = "restormer-tiny-matched"
+#: The weight a network with a prior has and one without lacks (``models/unet.py``).
+PRIOR_EMBED = "prior_embed.weight"
 
 
 def shipped_weights(name: str) -> Path | None:
@@ -150,7 +152,7 @@ def build_from_weights(path: str | Path, model: str | None = None,
     The architecture comes from the file's ``model_name`` / ``model_config`` metadata; ``model``
     (a registered name, built with its default config) is needed only for files without it.
     ``overrides`` replace recorded config fields (those that leave the weights' shapes alone, and
-    ``prior``: a file without one gets zero weights for the prior's input channels).
+    ``prior``: a file without one keeps the zeros its prior's embedding starts with).
     An official Restormer or PromptIR release names its family itself (``model`` then picks a
     size of that family; by default the release's, ``restormer`` / ``promptir``).
     """
@@ -170,28 +172,15 @@ def build_from_weights(path: str | Path, model: str | None = None,
     config = {**recorded, **(overrides or {})}
     skeleton = _skeleton(path, name, config, "its model_config")
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    # a file trained without a prior, built with one: its embedding gets the prior's input channels
-    widen = recorded.get("prior", "none") == "none" and config.get("prior", "none") != "none"
-    shapes = stored_shapes(path)
-    check_fit(path, expected, _with_prior_channels(shapes, expected) if widen else shapes)
-    tensors = read_tensors(path)
-    if widen:
-        weight = tensors["embed.weight"]
-        extra = weight.new_zeros(weight.shape[0], expected["embed.weight"][1] - weight.shape[1], *weight.shape[2:])
-        tensors["embed.weight"] = torch.cat([weight, extra], dim=1)  # zeros: the prior starts unused
+    # a file trained without a prior, built with one: the prior's embedding keeps its zeros
+    added = {PRIOR_EMBED} if (recorded.get("prior", "none") == "none" and config.get("prior", "none") != "none"
+                              and PRIOR_EMBED in expected) else set()
+    check_fit(path, {k: v for k, v in expected.items() if k not in added}, stored_shapes(path))
     network = build_model(name, **config)
-    network.load_state_dict(tensors)
+    missing, _ = network.load_state_dict(read_tensors(path), strict=not added)
+    if set(missing) != added:  # check_fit has compared every other key
+        raise ValueError(f"{path}: weights do not fit the model: missing {', '.join(sorted(missing))}")
     return network
-
-
-def _with_prior_channels(shapes: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
-                         ) -> dict[str, tuple[int, ...]]:
-    """``shapes`` of a file without a prior as they are once its embedding takes the prior's
-    channels too (only where the embedding has fewer input channels and is otherwise alike)."""
-    have, want = shapes.get("embed.weight"), expected.get("embed.weight")
-    if have is None or want is None or len(have) != 4 or have[1] >= want[1] or have[:1] + have[2:] != want[:1] + want[2:]:
-        return shapes  # check_fit names the misfit
-    return {**shapes, "embed.weight": want}
 
 
 def _skeleton(path: Path, name: str, config: dict[str, Any], what: str) -> nn.Module:

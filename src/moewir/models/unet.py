@@ -14,10 +14,12 @@ a global switch a convolutional decoder lacks, so a network that cannot yet remo
 leave those images alone while it corrects hazy ones (docs/benchmarks.md, "Raindrop").
 
 Optionally (``prior="dcp"``; in neither paper) the dark channel prior's dehazed image is computed
-from the input and given to the embedding as three more channels, ``F_0 = H_embed([I, DCP(I)])``
-(:class:`PriorInput`): a global estimate of the airlight and transmission that a network trained
-on small patches cannot compute itself. Its embedding weights start at zero, so the network starts
-as the same network without the prior (and a file trained without it loads with zeros there).
+from the input and embedded beside it, ``F_0 = H_embed(I) + H_prior(DCP(I))`` (:class:`PriorInput`):
+a global estimate of the airlight and transmission that a network trained on small patches
+cannot compute itself. ``H_prior`` (``prior_embed``, a 3x3 conv like ``H_embed``) starts at zero,
+so the network starts as the same network without the prior (and a file trained without it loads
+with zeros there); its own module, so training can give it its own learning rate
+(``optim.lr_scale``).
 
 They differ only in their transformer block, which a network passes in as ``make_block``.
 PromptIR (Potlapalli et al. 2023) is the same skeleton with a module between the decoder
@@ -83,12 +85,11 @@ class EncoderDecoder(nn.Module):
             return nn.Sequential(*[make_block(width, head, stage, i) for i in range(n)])
 
         widths = level_widths(dim)
+        self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
         self.prior = PriorInput(in_channels) if prior == "dcp" else None
-        extra = self.prior.channels if self.prior is not None else 0
-        self.embed = nn.Conv2d(in_channels + extra, dim, 3, padding=1, bias=False)
-        if extra:  # the prior's channels start unused: the network starts as it is without them
-            with torch.no_grad():
-                self.embed.weight[:, in_channels:] = 0
+        if self.prior is not None:  # starts at zero: the network starts as it is without the prior
+            self.prior_embed = nn.Conv2d(self.prior.channels, dim, 3, padding=1, bias=False)
+            nn.init.zeros_(self.prior_embed.weight)
         self.encoders = nn.ModuleList(
             level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(LEVELS - 1))
         self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(LEVELS - 1))
@@ -127,11 +128,11 @@ class EncoderDecoder(nn.Module):
         if image.ndim != 4:
             raise ValueError(f"expected a (B, C, H, W) tensor, got shape {tuple(image.shape)}")
         h, w = image.shape[-2:]
-        if self.prior is not None:
-            image = torch.cat([image, self.prior(image) if prior is None else prior], dim=1)
         x = pad_to_multiple(image, _MULTIPLE, mode="reflect")
         feat = self.embed(x)
-        x = x[:, :self.output.out_channels]  # the image, without the prior's channels
+        if self.prior is not None:  # F_0 = H_embed(I) + H_prior(DCP(I))
+            prior = self.prior(image) if prior is None else prior
+            feat = feat + self.prior_embed(pad_to_multiple(prior, _MULTIPLE, mode="reflect"))
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             feat = encoder(feat)
