@@ -56,7 +56,7 @@ def import_before(src: Path):
 def training_step(net: torch.nn.Module, patch: int, tasks: int, seed: int = 0):
     cfg = training_config(load_config(RECIPE))
     criterion = CompositeLoss(**asdict(cfg.loss))
-    optimizer = build_optimizer(net.parameters(), cfg.optim)
+    optimizer = build_optimizer(net, cfg.optim)
     g = torch.Generator().manual_seed(seed)
     inputs, targets = torch.rand(tasks, 3, patch, patch, generator=g), torch.rand(tasks, 3, patch, patch, generator=g)
     net.train()

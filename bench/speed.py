@@ -103,7 +103,7 @@ def plain_step(model: torch.nn.Module, batch: int, patch: int, device: torch.dev
     with the recipe's loss and optimiser (Adam 1e-3)."""
     cfg = training_config(load_config(config))
     criterion = CompositeLoss(**asdict(cfg.loss))
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim)
     inputs, targets = torch.rand(batch, 3, patch, patch, device=device), torch.rand(batch, 3, patch, patch, device=device)
     model.train()
 

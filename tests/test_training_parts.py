@@ -16,7 +16,8 @@ from moewir.data import write_image
 from moewir.evaluation import aggregate, evaluate, fidelity_metrics
 from moewir.training.config import (DEFAULTS, ScheduleConfig, TrainingConfig, config_dict, load_config,
                                     training_config)
-from moewir.training.optim import build_scheduler, load_scheduler_state
+from moewir.training.config import OptimConfig
+from moewir.training.optim import build_optimizer, build_scheduler, load_scheduler_state
 from moewir.training.trainer import Trainer, build_model_and_ema, pick_pairs
 from schedules import cosine_with_warmup
 
@@ -195,6 +196,32 @@ def test_torch_schedulers_match_the_closed_form(iterations, warmup, base, min_lr
     factor = cosine_with_warmup(iterations, warmup, base, min_lr)
     lrs = _lrs(ScheduleConfig(iterations=iterations, warmup=warmup, min_lr=min_lr), base)
     assert lrs == pytest.approx([base * factor(s) for s in range(iterations)], rel=1e-11, abs=0)
+
+
+def test_lr_scale_gives_a_module_its_multiple_of_the_schedule():
+    """``optim.lr_scale``: ``prior_embed``'s parameters in a group of their own at 30x the rate,
+    the same warm-up and cosine (to the same ``min_lr``); everything else, and ``extra``, at 1x."""
+    import moewir
+    model = moewir.create_model("restormer-tiny", prior="dcp")
+    extra = nn.Parameter(torch.zeros(2))
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3, lr_scale={"prior_embed": 30.0}), [extra])
+    plain, scaled = optimizer.param_groups
+    assert [p is model.prior_embed.weight for p in scaled["params"]] == [True]
+    assert len(plain["params"]) == len(list(model.parameters())) and plain["params"][-1] is extra
+    schedule = ScheduleConfig(iterations=12, warmup=3, min_lr=1e-5)
+    scheduler = build_scheduler(optimizer, schedule)
+    rates = []
+    for _ in range(schedule.iterations):
+        rates.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    for group, base in enumerate([1e-3, 3e-2]):
+        factor = cosine_with_warmup(schedule.iterations, schedule.warmup, base, schedule.min_lr)
+        assert [r[group] for r in rates] == pytest.approx([base * factor(s) for s in range(12)], rel=1e-11)
+    with pytest.raises(ValueError, match="optim.lr_scale': the model has no parameters under prior"):
+        build_optimizer(moewir.create_model("restormer-tiny"), OptimConfig(lr_scale={"prior": 2.0}))
+    with pytest.raises(ValueError, match="'optim.lr_scale' must be a mapping of module name to positive number"):
+        training_config({**DEFAULTS, "optim": {**DEFAULTS["optim"], "lr_scale": {"prior_embed": 0}}})
 
 
 def _resumed_lrs(old_optimizer, old_scheduler, schedule: ScheduleConfig, base: float, steps: int):

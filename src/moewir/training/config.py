@@ -28,8 +28,9 @@ __all__ = ["TrainingConfig", "DatasetsConfig", "TrainDataConfig", "ValDataConfig
            "load_config", "apply_overrides", "training_config", "config_dict"]
 
 
-#: Sections whose contents are options of something chosen by name (checked by its builder).
-OPEN_SECTIONS = ("model", "weighting")
+#: Sections whose contents are options of something chosen by name (checked by its builder), or
+#: keyed by names of the model (`optim.lr_scale`: its modules, checked by build_optimizer).
+OPEN_SECTIONS = ("model", "weighting", "optim.lr_scale")
 
 
 def _key(default: Any, ok: Callable[[Any], bool] | None = None, what: str | None = None):
@@ -112,6 +113,10 @@ class OptimConfig:
     lr: float = _key(2e-4, lambda v: v > 0, "a positive number")
     betas: tuple[float, float] = _key((0.9, 0.999), lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)")
     weight_decay: float = _key(0.0, _count, "a non-negative number")
+    #: ``{module: factor}``: the parameters of ``model.<module>`` (its dotted name, e.g.
+    #: ``prior_embed``) learn at ``factor`` times ``lr``, on the same schedule.
+    lr_scale: dict[str, float] = field(default_factory=dict, metadata={
+        "ok": lambda v: all(f > 0 for f in v.values()), "what": "a mapping of module name to positive number"})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
 from ..registry import Registry
@@ -21,8 +22,20 @@ OPTIMIZERS.register("adam", torch.optim.Adam)
 OPTIMIZERS.register("adamw", torch.optim.AdamW)
 
 
-def build_optimizer(params, optim: OptimConfig) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(optim.type)(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+def build_optimizer(model: nn.Module, optim: OptimConfig, extra: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """``optim.type`` over ``model``'s parameters and ``extra``: one group at ``optim.lr``, and
+    one per ``optim.lr_scale`` entry at its multiple (the parameters of that submodule)."""
+    scaled: dict[str, list[nn.Parameter]] = {name: [] for name in optim.lr_scale}
+    rest = []
+    for name, param in model.named_parameters():
+        owner = next((m for m in optim.lr_scale if name.startswith(m + ".")), None)
+        (rest if owner is None else scaled[owner]).append(param)
+    if empty := [m for m, params in scaled.items() if not params]:
+        raise ValueError(f"config key 'optim.lr_scale': the model has no parameters under {', '.join(empty)} "
+                         f"(its modules: {', '.join(dict(model.named_children()))})")
+    groups = [{"params": rest + list(extra)}] + [
+        {"params": params, "lr": optim.lr * optim.lr_scale[m]} for m, params in scaled.items()]
+    return OPTIMIZERS.get(optim.type)(groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LRScheduler:

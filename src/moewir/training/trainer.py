@@ -190,7 +190,7 @@ class Trainer:
         self.task_head = (TaskClassifier(self.model, len(self.tasks)).to(self.device)
                           if cfg.train.task_head > 0 else None)
         extra = list(self.weighting.parameters()) + (list(self.task_head.parameters()) if self.task_head else [])
-        self.optimizer = build_optimizer(list(self.model.parameters()) + extra, cfg.optim)
+        self.optimizer = build_optimizer(self.model, cfg.optim, extra)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
         self.iterations = cfg.schedule.iterations
         self.amp = amp_dtype(cfg.train.amp, self.device, self.log)
