@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from moewir.models.experts import (ChannelExpert, FrequencyExpert, SpatialExpert, keep_count,
-                                   order_key, topk_masked_softmax)
+                                   topk_masked_softmax)
 
 
 def _np(t):
@@ -111,21 +111,6 @@ def test_topk_masked_softmax_keeps_exactly_k_valid_keys():
     assert torch.equal((attn > 0).sum(-1), n_valid.clamp(max=4))
     assert not (attn[~valid.expand_as(attn)] > 0).any()
     torch.testing.assert_close(attn.sum(-1), torch.ones(3, 5))
-
-
-def test_order_key_sorts_like_the_floats():
-    special = torch.tensor([float("-inf"), -3.4e38, -1.0, -1e-40, -0.0, 0.0, 1e-40, 1e-30, 0.5, 1.0, 3.4e38,
-                            float("inf"), float("nan")])
-    values = torch.cat([special, torch.randn(500) * 10.0 ** torch.randint(-20, 20, (500,))])
-    values = values[torch.randperm(len(values), generator=torch.Generator().manual_seed(0))]
-    key = order_key(values)
-    assert key.dtype == torch.int32
-    # ascending by the integers is ascending by the floats (NaN last, as torch.sort puts it)
-    by_key = values[key.argsort(stable=True)]
-    by_float = values.sort(stable=True).values
-    assert torch.equal(by_key[:-1], by_float[:-1]) and by_key[-1].isnan() and by_float[-1].isnan()
-    assert (key[values == -0.0].min() < key[values == 0.0].max())  # -0.0 just below +0.0
-    assert order_key(values.double()).dtype == torch.float64  # only float32 is reread
 
 
 @pytest.mark.parametrize("shape, keep", [((4, 2, 64, 64), 45), ((3, 1, 16, 16), 3)])

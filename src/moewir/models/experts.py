@@ -2,9 +2,7 @@
 
 Each expert sees one channel share ``X_i`` of the MoE module's input and returns a tensor of
 the same shape. All three project ``Q, K, V`` the same way (Eq. for ``Q = W_d^Q W_p^Q X``):
-a 1x1 point-wise conv followed by a 3x3 depth-wise conv (:class:`QKVProjection`). ``forward(X_i)``
-is ``attend(qkv(X_i))``; the MoE module projects all its experts' shares at once and calls
-``attend`` (``moewirnet.MoEAttention.project``).
+a 1x1 point-wise conv followed by a 3x3 depth-wise conv (:class:`QKVProjection`).
 """
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ from einops import rearrange
 from .layers import LayerNorm2d, _exporting, pad_to_multiple
 
 __all__ = ["QKVProjection", "ChannelExpert", "SpatialExpert", "FrequencyExpert",
-           "topk_masked_softmax", "order_key", "window_key_mask", "keep_count"]
+           "topk_masked_softmax", "window_key_mask", "keep_count"]
 
 
 def _depthwise3x3(channels: int, bias: bool) -> nn.Conv2d:
@@ -55,12 +53,8 @@ class ChannelExpert(nn.Module):
         self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attend(self.qkv(x))
-
-    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
-        """``F_c`` from ``[Q; K; V]`` (:class:`QKVProjection`'s output)."""
-        b, _, h, w = qkv.shape
-        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in qkv.chunk(3, dim=1))
+        b, _, h, w = x.shape
+        q, k, v = (t.reshape(b, self.heads, -1, h * w) for t in self.qkv(x).chunk(3, dim=1))
         # Q_hat K_hat^T = diag(1/|q|) Q K^T diag(1/|k|): the L2 normalisation (F.normalize's,
         # eps 1e-12) scales the small (C/h x C/h) product instead of the full-size Q and K.
         q_norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
@@ -77,7 +71,6 @@ def topk_masked_softmax(scores: torch.Tensor, key_valid: torch.Tensor | None, ke
     each query keeps its ``keep`` largest. Keeping the top ``k`` of ``n`` is done by scattering
     ``-inf`` into the ``n - k`` smallest, which gives the same matrix as scattering the top ``k``
     into a ``-inf`` one and costs half as much (a smaller selection, no second full tensor).
-    On the CPU the selection runs on :func:`order_key`'s integers (the same keys, faster).
     Every query must have at least one valid key. (Selecting by a per-row threshold, the
     ``keep``-th largest score from ``topk`` values or ``kthvalue``, measured slower on the CPU and
     would keep every key tied with the threshold.)
@@ -87,22 +80,9 @@ def topk_masked_softmax(scores: torch.Tensor, key_valid: torch.Tensor | None, ke
         scores = scores.masked_fill(~key_valid, float("-inf"))
     drop = scores.shape[-1] - keep
     if drop > 0:
-        lowest = order_key(scores).topk(drop, dim=-1, largest=False, sorted=False).indices
+        lowest = scores.topk(drop, dim=-1, largest=False, sorted=False).indices
         scores = (scores.scatter_ if fresh else scores.scatter)(-1, lowest, float("-inf"))
     return scores.softmax(dim=-1)
-
-
-def order_key(scores: torch.Tensor) -> torch.Tensor:
-    """``scores`` itself, or on the CPU (float32) the same bits read as ``int32`` and reordered so
-    that the integers sort as the floats do: the sign bit stays, a negative number's other 31
-    bits are flipped (IEEE 754 stores sign and magnitude). ``topk`` of 64-key rows runs about
-    twice as fast on these integers as on the floats (docs/benchmarks.md, "Speed"). The only
-    difference in order: ``-0.0`` sorts just below ``+0.0``, where the floats tie. NaN sorts
-    above every number, as in the float ``topk``."""
-    if scores.device.type != "cpu" or scores.dtype != torch.float32 or _exporting():
-        return scores
-    bits = scores.view(torch.int32)
-    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
 
 
 def window_key_mask(height: int, width: int, window: int, shift: int,
@@ -154,20 +134,16 @@ class SpatialExpert(nn.Module):
         self.dconv = _depthwise3x3(dim, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attend(self.qkv(x))
-
-    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
-        """``F_s`` from ``[Q; K; V]`` (:class:`QKVProjection`'s output)."""
-        b, _, h, w = qkv.shape
+        b, _, h, w = x.shape
         ws, s = self.window_size, self.shift
-        qkv = pad_to_multiple(qkv, ws, mode="constant", before=s)
+        qkv = pad_to_multiple(self.qkv(x), ws, mode="constant", before=s)
         nh, nw = qkv.shape[-2] // ws, qkv.shape[-1] // ws
         q, k, v = rearrange(qkv, "b (three head d) (nh p1) (nw p2) -> three (b nh nw) head (p1 p2) d",
                             three=3, head=self.heads, p1=ws, p2=ws)
         # The mask is all True when nothing was padded (no shift, sizes multiple of the window);
         # it is then skipped, except while exporting (the graph must hold for every size).
         padded = _exporting() or s > 0 or h % ws or w % ws
-        valid = window_key_mask(h, w, ws, s, qkv.device).repeat(b, 1)[:, None, None, :] if padded else None
+        valid = window_key_mask(h, w, ws, s, x.device).repeat(b, 1)[:, None, None, :] if padded else None
         attn = topk_masked_softmax((q * self.scale) @ k.transpose(-2, -1), valid, self.keep)
         out = rearrange(attn @ v, "(b nh nw) head (p1 p2) d -> b (head d) (nh p1) (nw p2)",
                         b=b, nh=nh, nw=nw, p1=ws, p2=ws)
@@ -193,12 +169,9 @@ class FrequencyExpert(nn.Module):
         self.dconv = _depthwise3x3(dim, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attend(self.qkv(x))
-
-    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
-        """``F_f`` from ``[Q; K; V]`` (:class:`QKVProjection`'s output)."""
-        h, w = qkv.shape[-2:]
+        h, w = x.shape[-2:]
         p = self.patch_size
+        qkv = self.qkv(x)
         c = qkv.shape[1] // 3
         qk, v = pad_to_multiple(qkv[:, :2 * c], p, mode="constant"), qkv[:, 2 * c:]
         patches = rearrange(qk, "b c (nh p1) (nw p2) -> b c nh nw p1 p2", p1=p, p2=p)

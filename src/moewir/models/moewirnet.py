@@ -143,36 +143,11 @@ class MoEAttention(nn.Module):
         self.norm = LayerNorm2d(dim) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shares = self.split(self.linear(x)).split(self.share, dim=1)  # X_c, X_s, X_f
         weights, active = self.router(), self.router.active()
-        qkv = self.project(x, active).split(3 * self.share, dim=1)  # [Q_i; K_i; V_i] of X_c, X_s, X_f
-        features = [self.experts[i].attend(t) for i, t in zip(active, qkv)]  # F_c, F_s, F_f
+        features = [self.experts[i](shares[i]) for i in active]  # F_c, F_s, F_f
         fused = self.fuse(features, weights, active)  # Conv_1x1(Concat[w_i F_i])
         return fused if self.norm is None else self.norm(x + fused)
-
-    def project(self, x: torch.Tensor, active: list[int]) -> torch.Tensor:
-        """``[W_d W_p X_i for i in active]`` stacked along the channels, with
-        ``[X_c, X_s, X_f] = Split(Conv_1x1(Linear(X)))`` and ``W_d W_p`` expert ``i``'s
-        :class:`~moewir.models.experts.QKVProjection`.
-
-        Three convolutions instead of eight, the same numbers to float rounding
-        (tests/test_fast_paths.py): ``Linear`` and ``Conv_1x1`` are two linear maps of each pixel,
-        so they run as one 1x1 conv whose weight is their product (formed in every forward, so
-        the gradients reach both; it saves ``C^2`` multiply-adds per pixel and costs ``C^3`` per
-        call), and only the active experts' shares are computed; the experts' point-wise ``W_p``
-        run as one grouped 1x1 conv and their depth-wise ``W_d`` as one depth-wise conv.
-        """
-        s = self.share
-        split, split_bias = _conv_as_matrix(self.split)
-        weight = torch.cat([split[i * s:(i + 1) * s] for i in active])
-        bias = None if split_bias is None else torch.cat([split_bias[i * s:(i + 1) * s] for i in active])
-        if not isinstance(self.linear, nn.Identity):
-            weight, bias = _compose(weight, bias, *_conv_as_matrix(self.linear))
-        shares = F.conv2d(x, weight[..., None, None], bias)  # the active X_i
-        pointwise = [self.experts[i].qkv.pointwise for i in active]
-        depthwise = [self.experts[i].qkv.depthwise for i in active]
-        qkv = F.conv2d(shares, torch.cat([p.weight for p in pointwise]), _cat_bias(pointwise), groups=len(active))
-        return F.conv2d(qkv, torch.cat([d.weight for d in depthwise]), _cat_bias(depthwise), padding=1,
-                        groups=qkv.shape[1])
 
     def fuse(self, features: list[torch.Tensor], weights: torch.Tensor, active: list[int]) -> torch.Tensor:
         """``Conv_1x1(Concat[w_c F_c, w_s F_s, w_f F_f])`` from the ``active`` experts' outputs.
@@ -186,25 +161,6 @@ class MoEAttention(nn.Module):
         if len(active) < n:
             weight = weight[:, active]
         return F.conv2d(torch.cat(features, dim=1), weight.reshape(out_channels, -1, 1, 1), self.fusion.bias)
-
-
-def _conv_as_matrix(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A 1x1 conv's ``(out, in)`` weight matrix and its bias."""
-    return conv.weight.flatten(1), conv.bias
-
-
-def _compose(outer: torch.Tensor, outer_bias: torch.Tensor | None, inner: torch.Tensor,
-             inner_bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``y = outer (inner x + inner_bias) + outer_bias`` as one ``(weight, bias)``."""
-    bias = outer @ inner_bias if inner_bias is not None else None
-    if outer_bias is not None:
-        bias = outer_bias if bias is None else bias + outer_bias
-    return outer @ inner, bias
-
-
-def _cat_bias(convs: list[nn.Conv2d]) -> torch.Tensor | None:
-    """The biases of ``convs`` end to end (``None`` when they have none)."""
-    return None if convs[0].bias is None else torch.cat([c.bias for c in convs])
 
 
 class LayerScale(nn.Module):
