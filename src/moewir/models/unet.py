@@ -168,8 +168,8 @@ class ResidualGate(nn.Module):
 
 class PriorInput(nn.Module):
     """``DCP(I)`` clamped to ``[0, 1]``, ``(B, 3, H, W)``: the dark channel prior's dehazed image
-    (:mod:`moewir.models.dcp`, default parameters) of the network's input, as extra channels for
-    the embedding. It learns nothing and passes no gradient to the image. The network computes it
+    (:mod:`moewir.models.dcp`, default parameters) of the network's input, for its own embedding
+    (``prior_embed``). It learns nothing and passes no gradient to the image. The network computes it
     on what it is given; :class:`moewir.Restorer` computes it once on the whole photo and gives
     each tile its crop, so every tile sees the photo's one airlight."""
 
