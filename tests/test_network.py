@@ -212,8 +212,35 @@ def test_the_dcp_prior_starts_unused_and_feeds_the_dark_channel_priors_image(nam
     assert not torch.allclose(dehazed, x, atol=0.05)
 
 
+@pytest.mark.parametrize("name", ["moewirnet-tiny", "restormer-tiny"])
+def test_the_prior_mix_starts_closed_and_opens_onto_the_dark_channel_priors_image(name):
+    """I_hat = I + M (P - I) + H_refine: M = 0 at the start (the network without the mix),
+    M = 1 with the network's residual at zero gives P = DCP(I) itself, M = 0.5 half of it."""
+    from moewir.models.dcp import DCPConfig, DarkChannelPrior
+    torch.manual_seed(0)
+    plain = moewir.create_model(name, prior="dcp").eval()
+    mixed = moewir.create_model(name, prior="dcp_mix").eval()
+    missing, unexpected = mixed.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["prior_mix.conv.bias", "prior_mix.conv.weight"] and not unexpected
+    x = torch.rand(2, 3, 32, 40) * 0.6 + 0.3
+    dehazed = DarkChannelPrior(DCPConfig())(x).clamp(0, 1)
+    with torch.no_grad():
+        assert torch.equal(mixed(x), plain(x))
+        mixed.output.weight.zero_()  # H_refine = 0
+        for m, want in ((1.0, dehazed), (0.5, (x + dehazed) / 2)):
+            mixed.prior_mix.conv.bias.fill_(m)
+            torch.testing.assert_close(mixed(x), want, rtol=0, atol=1e-6)
+    assert not torch.allclose(dehazed, x, atol=0.05)
+    # closed, it still learns: with the output I and the target P, L = mean((I_hat - P)^2) gives
+    # dL/dbias = sum over pixels of sum over channels of 2 (I - P) (P - I) / n = -2 mean((P - I)^2)
+    mixed.prior_mix.conv.bias.data.zero_()
+    ((mixed(x) - dehazed) ** 2).mean().backward()
+    torch.testing.assert_close(mixed.prior_mix.conv.bias.grad, -2 * ((dehazed - x) ** 2).mean().reshape(1),
+                               rtol=1e-4, atol=1e-8)
+
+
 def test_an_unknown_prior_is_a_clear_error():
-    with pytest.raises(ValueError, match="prior must be one of none, dcp, got 'fog'"):
+    with pytest.raises(ValueError, match="prior must be one of none, dcp, dcp_mix, got 'fog'"):
         moewir.create_model("moewirnet-tiny", prior="fog")
 
 
@@ -234,6 +261,9 @@ def test_weights_without_a_prior_load_into_a_network_with_one(tmp_path):
         assert back.config.prior == "dcp" and torch.equal(back(x), widened(x))
     with pytest.raises(ValueError, match="prior.safetensors: weights do not fit the model"):
         build_from_weights(tmp_path / "prior.safetensors", overrides={"prior": "none"})
+    mixed = build_from_weights(tmp_path / "prior.safetensors", overrides={"prior": "dcp_mix"}).eval()
+    with torch.no_grad():  # a file with the embedded prior loads with the mix closed
+        assert not mixed.prior_mix.conv.weight.any() and torch.equal(mixed(x), widened(x))
 
 
 def test_a_tiled_restore_gives_every_tile_the_whole_photos_prior():

@@ -119,8 +119,9 @@ def load_weights(path: str | Path, model: nn.Module) -> None:
 #: web page use when none are named: the best mean on the model card's held-out photos
 #: (``docs/model_card.md``: restormer-tiny-matched 28.07 dB, moewirnet-tiny 27.17, input 25.12).
 DEFAULT_MODEL = "restormer-tiny-matched"
-#: The weight a network with a prior has and one without lacks (``models/unet.py``).
-PRIOR_EMBED = "prior_embed.weight"
+#: The modules a network with a prior has and one without lacks (``models/unet.py``); they start
+#: at zero, so a file without them loads as the network it was.
+PRIOR_MODULES = ("prior_embed", "prior_mix")
 
 
 def shipped_weights(name: str) -> Path | None:
@@ -152,7 +153,7 @@ def build_from_weights(path: str | Path, model: str | None = None,
     The architecture comes from the file's ``model_name`` / ``model_config`` metadata; ``model``
     (a registered name, built with its default config) is needed only for files without it.
     ``overrides`` replace recorded config fields (those that leave the weights' shapes alone, and
-    ``prior``: a file without one keeps the zeros its prior's embedding starts with).
+    ``prior``: a file without one keeps the zeros its prior's modules start with).
     An official Restormer or PromptIR release names its family itself (``model`` then picks a
     size of that family; by default the release's, ``restormer`` / ``promptir``).
     """
@@ -172,10 +173,11 @@ def build_from_weights(path: str | Path, model: str | None = None,
     config = {**recorded, **(overrides or {})}
     skeleton = _skeleton(path, name, config, "its model_config")
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    # a file trained without a prior, built with one: the prior's embedding keeps its zeros
-    added = {PRIOR_EMBED} if (recorded.get("prior", "none") == "none" and config.get("prior", "none") != "none"
-                              and PRIOR_EMBED in expected) else set()
-    check_fit(path, {k: v for k, v in expected.items() if k not in added}, stored_shapes(path))
+    # a file trained without (this use of) a prior, built with it: the prior's modules keep their zeros
+    stored = stored_shapes(path)
+    added = {k for k in expected if k.split(".")[0] in PRIOR_MODULES and k not in stored} \
+        if recorded.get("prior", "none") != config.get("prior", "none") else set()
+    check_fit(path, {k: v for k, v in expected.items() if k not in added}, stored)
     network = build_model(name, **config)
     missing, _ = network.load_state_dict(read_tensors(path), strict=not added)
     if set(missing) != added:  # check_fit has compared every other key

@@ -62,8 +62,9 @@ class MoEWIRNetConfig:
     #: Scale the residual per image by a gate read from the bottleneck, ``I + g * H_refine``
     #: (not in the paper; ``models/unet.py``, measured in docs/benchmarks.md "Raindrop").
     residual_gate: bool = False
-    #: Extra input channels from a classical method: ``none`` or ``dcp`` (the dark channel
-    #: prior's dehazed image; not in the paper; ``models/unet.py``, docs/architecture.md).
+    #: A classical method's image as a second input: ``none``, ``dcp`` (the dark channel prior's
+    #: dehazed image, embedded beside the photo) or ``dcp_mix`` (also mixed into the output per
+    #: pixel); not in the paper; ``models/unet.py``, docs/architecture.md, choice 13.
     prior: str = "none"
     #: Apply the paper's per-pixel ``Linear`` before the split conv. Two stacked linear maps
     #: equal one, so ``False`` drops it (an ablation; saves ``C^2`` MACs per pixel per block).

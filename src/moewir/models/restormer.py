@@ -37,7 +37,7 @@ class RestormerConfig:
     zero_init_output: bool = False  # start as the identity (see MoEWIRNetConfig)
     residual_gate: bool = False  # a per-image gate on the residual (see MoEWIRNetConfig)
     layer_norm: str = "with_bias"  # one of LAYER_NORMS
-    prior: str = "none"  # extra input channels from a classical method (see MoEWIRNetConfig)
+    prior: str = "none"  # a classical method's image as a second input (see MoEWIRNetConfig)
 
     def __post_init__(self):
         check_layer_norm(self.layer_norm)

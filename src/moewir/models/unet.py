@@ -19,7 +19,10 @@ a global estimate of the airlight and transmission that a network trained on sma
 cannot compute itself. ``H_prior`` (``prior_embed``, a 3x3 conv like ``H_embed``) starts at zero,
 so the network starts as the same network without the prior (and a file trained without it loads
 with zeros there); its own module, so training can give it its own learning rate
-(``optim.lr_scale``).
+(``optim.lr_scale``). ``prior="dcp_mix"`` adds a second use of the same prior at the output,
+``I_hat = I + M (P - I) + H_refine(F)`` with ``P = DCP(I)`` and a per-pixel ``M`` read from the
+refined features (:class:`PriorMix`, zero at the start): the network decides per pixel how much of
+the prior's dehazing to take, instead of having to re-derive it from an embedding.
 
 They differ only in their transformer block, which a network passes in as ``make_block``.
 PromptIR (Potlapalli et al. 2023) is the same skeleton with a module between the decoder
@@ -37,7 +40,7 @@ import torch.nn as nn
 from .dcp import DCPConfig, DarkChannelPrior
 from .layers import Downsample, Upsample, pad_to_multiple
 
-__all__ = ["EncoderDecoder", "ResidualGate", "PriorInput", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS",
+__all__ = ["EncoderDecoder", "ResidualGate", "PriorInput", "PriorMix", "BlockFactory", "BridgeFactory", "STAGES", "LEVELS",
            "PRIORS", "level_widths"]
 
 #: Stage names passed to the block factory, in forward order.
@@ -55,7 +58,7 @@ BridgeFactory = Callable[[int, int], tuple[nn.Module, int]]
 LEVELS = 4
 _MULTIPLE = 2 ** (LEVELS - 1)
 #: ``prior`` options: ``none``, or ``dcp`` (the dark channel prior's output as extra input channels).
-PRIORS = ("none", "dcp")
+PRIORS = ("none", "dcp", "dcp_mix")
 
 
 def level_widths(dim: int) -> list[int]:
@@ -86,10 +89,11 @@ class EncoderDecoder(nn.Module):
 
         widths = level_widths(dim)
         self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
-        self.prior = PriorInput(in_channels) if prior == "dcp" else None
+        self.prior = PriorInput(in_channels) if prior != "none" else None
         if self.prior is not None:  # starts at zero: the network starts as it is without the prior
             self.prior_embed = nn.Conv2d(self.prior.channels, dim, 3, padding=1, bias=False)
             nn.init.zeros_(self.prior_embed.weight)
+        self.prior_mix = PriorMix(2 * dim) if prior == "dcp_mix" else None
         self.encoders = nn.ModuleList(
             level(widths[lvl], num_blocks[lvl], heads[lvl], "encoder") for lvl in range(LEVELS - 1))
         self.downs = nn.ModuleList(Downsample(widths[lvl]) for lvl in range(LEVELS - 1))
@@ -131,8 +135,8 @@ class EncoderDecoder(nn.Module):
         x = pad_to_multiple(image, _MULTIPLE, mode="reflect")
         feat = self.embed(x)
         if self.prior is not None:  # F_0 = H_embed(I) + H_prior(DCP(I))
-            prior = self.prior(image) if prior is None else prior
-            feat = feat + self.prior_embed(pad_to_multiple(prior, _MULTIPLE, mode="reflect"))
+            prior = pad_to_multiple(self.prior(image) if prior is None else prior, _MULTIPLE, mode="reflect")
+            feat = feat + self.prior_embed(prior)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
             feat = encoder(feat)
@@ -143,10 +147,32 @@ class EncoderDecoder(nn.Module):
         for bridge, up, reduce, decoder, skip in zip(self.bridges, self.ups, self.reduces, self.decoders,
                                                      reversed(skips)):
             feat = decoder(reduce(torch.cat([up(bridge(feat)), skip], dim=1)))
-        residual = self.output(self.refinement(feat))
+        feat = self.refinement(feat)
+        residual = self.output(feat)
         if gate is not None:
             residual = gate * residual
+        if self.prior_mix is not None:  # I_hat = I + M (P - I) + H_refine
+            residual = residual + self.prior_mix(feat) * (prior - x)
         return (x + residual)[..., :h, :w]
+
+
+class PriorMix(nn.Module):
+    """``M = Conv_3x3(F)``, one number per pixel, shaped (B, 1, H, W): how far the output moves
+    from the input toward the prior's image, ``I_hat = I + M (P - I) + H_refine``.
+
+    Starts at ``M = 0`` (weight and bias zero), so the network starts as it is without it; the
+    gradient of ``M`` is ``(P - I) . dL/dI_hat``, which is large and consistent on hazy pixels.
+    Linear, not a sigmoid: a saturated sigmoid passes no gradient (``ResidualGate``'s failure,
+    docs/architecture.md, choice 12)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv = nn.Conv2d(width, 1, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.conv(features)
 
 
 class ResidualGate(nn.Module):
