@@ -56,9 +56,12 @@ def _weights(folder: Path, name: str, **config) -> Path:
     torch.manual_seed(0)
     path = folder / f"{name}.safetensors"
     network = create_model(name, **config)
-    if "prior" in config:  # the prior's embedding starts at zero: give it weight
+    if "prior" in config:  # the prior's modules start at zero: give them weight
         with torch.no_grad():
             network.prior_embed.weight.normal_(0, 0.1)
+            if network.prior_mix is not None:
+                network.prior_mix.conv.weight.normal_(0, 0.01)
+                network.prior_mix.conv.bias.fill_(0.3)
     save_weights(path, network)
     return path
 
@@ -90,9 +93,10 @@ def moewirnet_child(tmp_path_factory):
 def restormer_cli(tmp_path_factory):
     """``moewir export --weights restormer-tiny.safetensors --onnx ... --check`` through
     ``main``: exit code, stdout, output, network. With the dark channel prior as input, so its
-    airlight search and guided filter export too (at sizes other than the traced one)."""
+    airlight search and guided filter export too (at sizes other than the traced one), embedded
+    and mixed into the output (``dcp_mix``)."""
     folder = tmp_path_factory.mktemp("restormer")
-    weights = _weights(folder, "restormer-tiny", prior="dcp")
+    weights = _weights(folder, "restormer-tiny", prior="dcp_mix")
     out = folder / "out" / "restormer-tiny.onnx"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
