@@ -8,9 +8,9 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
+
+from moewir.data import read_image
 from moewir.models import build_from_weights
 torch.set_num_threads(1)
 ckpt = sys.argv[1]
@@ -21,7 +21,7 @@ root = Path("data/v2/test")
 for task in sorted(p.name for p in root.iterdir()):
     seen.clear()
     for f in sorted((root / task / "input").glob("*.png"))[:10]:
-        a = np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255
+        a = read_image(f)
         h, w = a.shape[:2]
         i, j = (h - 256) // 2, (w - 256) // 2
         x = torch.from_numpy(a[i:i + 256, j:j + 256]).permute(2, 0, 1)[None]

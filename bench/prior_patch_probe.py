@@ -10,16 +10,17 @@ against the clean patch, mean and standard deviation over the 96 patches. One th
 import random
 import statistics
 from pathlib import Path
-import numpy as np
+
 import torch
-from PIL import Image
-from moewir.models.dcp import DarkChannelPrior, DCPConfig
+
+from moewir.data import read_image
 from moewir.metrics.fidelity import psnr
+from moewir.models.dcp import DarkChannelPrior, DCPConfig
 torch.set_num_threads(1)
 root = Path("data/v2/train/HAZE"); files = sorted((root / "input").glob("*.png"))
 rng = random.Random(0); files = rng.sample(files, 24)
 dcp = DarkChannelPrior(DCPConfig()).eval()
-def load(p): return torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+def load(p): return torch.from_numpy(read_image(p)).permute(2, 0, 1)[None]
 rows = {"input": [], "whole-image prior, cropped": [], "prior of the 128 patch": [], "prior of a 256 crop around it": []}
 with torch.no_grad():
     for f in files:

@@ -14,9 +14,8 @@ from torch import nn
 
 from moewir.data import write_image
 from moewir.evaluation import aggregate, evaluate, fidelity_metrics
-from moewir.training.config import (DEFAULTS, ScheduleConfig, TrainingConfig, config_dict, load_config,
-                                    training_config)
-from moewir.training.config import OptimConfig
+from moewir.training.config import (DEFAULTS, OptimConfig, ScheduleConfig, TrainingConfig, config_dict,
+                                    load_config, training_config)
 from moewir.training.optim import build_optimizer, build_scheduler, load_scheduler_state
 from moewir.training.trainer import Trainer, build_model_and_ema, pick_pairs
 from schedules import cosine_with_warmup

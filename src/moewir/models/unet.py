@@ -57,7 +57,8 @@ BridgeFactory = Callable[[int, int], tuple[nn.Module, int]]
 
 LEVELS = 4
 _MULTIPLE = 2 ** (LEVELS - 1)
-#: ``prior`` options: ``none``, or ``dcp`` (the dark channel prior's output as extra input channels).
+#: ``prior`` options: ``none``, ``dcp`` (the dark channel prior's image embedded beside the photo) or
+#: ``dcp_mix`` (also mixed into the output, :class:`PriorMix`).
 PRIORS = ("none", "dcp", "dcp_mix")
 
 
